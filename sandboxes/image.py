@@ -1,0 +1,138 @@
+"""Build the sandbox image, with or without a container registry.
+
+The image's tag is a hash of its Dockerfile, the runner's sources and the base image's
+name, so a build is skipped when an image with the same content already exists, and a
+server never runs a runner older than its own code.
+
+Offline (no registry reachable), the base is a Debian root file system made with
+`debootstrap --variant=minbase --include=python3` and loaded with `docker import`
+(`python3-minimal` lacks `json` and most of the standard library, hence full `python3`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import docker
+import docker.errors
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DOCKERFILE = PACKAGE_DIR / "images" / "python" / "Dockerfile"
+RUNNER_DIR = PACKAGE_DIR / "runner"
+REPOSITORY = "codereward-sandbox-python"
+DEBOOTSTRAP_BASE = "codereward-base:bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def _runner_files() -> list[Path]:
+    return sorted(p for p in RUNNER_DIR.glob("*.py"))
+
+
+def image_tag(base_image: str = DEBOOTSTRAP_BASE) -> str:
+    """`codereward-sandbox-python:<hash>` of the Dockerfile, the runner and the base's name."""
+    digest = hashlib.sha256(base_image.encode())
+    for path in [DOCKERFILE, *_runner_files()]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{REPOSITORY}:{digest.hexdigest()[:12]}"
+
+
+def _image_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def build_debootstrap_base(client: docker.DockerClient, mirror: str = DEFAULT_MIRROR) -> str:
+    """Make `codereward-base:bookworm` from a debootstrapped Debian (needs root and debootstrap)."""
+    if _image_exists(client, DEBOOTSTRAP_BASE):
+        return DEBOOTSTRAP_BASE
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed: run `apt-get install -y debootstrap`, or pass --base-image python:3.11-slim where a registry is reachable")
+    with tempfile.TemporaryDirectory(prefix="codereward-rootfs-") as tmp:
+        rootfs, archive = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
+        log.info("debootstrap bookworm into %s (about a minute)", rootfs)
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(rootfs), mirror],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+        repository, tag = DEBOOTSTRAP_BASE.split(":")
+        client.api.import_image_from_file(str(archive), repository=repository, tag=tag)
+    return DEBOOTSTRAP_BASE
+
+
+def _context() -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(DOCKERFILE, arcname="Dockerfile")
+        for path in _runner_files():
+            tar.add(path, arcname=f"runner/{path.name}")
+    buffer.seek(0)
+    return buffer
+
+
+def ensure_image(client: docker.DockerClient, base_image: str | None = None, mirror: str = DEFAULT_MIRROR, force: bool = False) -> str:
+    """The sandbox image's tag, building it (and the offline base) only when missing."""
+    base = base_image or DEBOOTSTRAP_BASE
+    tag = image_tag(base)
+    if not force and _image_exists(client, tag):
+        log.info("sandbox image %s is up to date", tag)
+        return tag
+    if base_image is None:
+        build_debootstrap_base(client, mirror)
+    log.info("building %s on %s", tag, base)
+    client.images.build(
+        fileobj=_context(),
+        custom_context=True,
+        tag=tag,
+        buildargs={"BASE_IMAGE": base},
+        rm=True,
+        forcerm=True,
+        pull=False,
+        labels={"codereward.image": "sandbox-python"},
+    )
+    return tag
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="codereward-build-image",
+        description="Build the sandbox image (idempotent). Offline by default: a debootstrapped Debian base.",
+    )
+    parser.add_argument("--base-image", default=None, help="build on this image instead of the debootstrap base (e.g. python:3.11-slim, needs a registry)")
+    parser.add_argument("--mirror", default=os.environ.get("DEBIAN_MIRROR", DEFAULT_MIRROR), help="Debian mirror for debootstrap (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the image exists")
+    parser.add_argument("--print-tag", action="store_true", help="print the tag this source tree builds, and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.print_tag:
+        print(image_tag(args.base_image or DEBOOTSTRAP_BASE))
+        return 0
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        print(f"error: cannot reach the Docker engine ({exc}); start dockerd or set DOCKER_HOST", file=sys.stderr)
+        return 2
+    print(ensure_image(client, args.base_image, args.mirror, args.force))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

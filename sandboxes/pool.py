@@ -1,0 +1,272 @@
+"""A warm pool of sandbox containers and the async API the reward server calls.
+
+    async with SandboxPool(SandboxConfig(workers=2)) as pool:
+        result = await pool.run(problem, code)       # -> ProgramResult
+
+N containers are started ahead. A job waits for an idle container (FIFO), runs, and the
+container goes back to the idle queue only when the runner reports it clean: no stray
+process survived, its own memory did not grow past the cap, and it has served fewer than
+`jobs_per_container` jobs. Otherwise it is removed and a replacement is started in the
+background. A container that dies or goes silent mid-job makes that job run again once on
+another container; a second fault gives SANDBOX_ERROR (no reward), never a wrong answer.
+Cancelling `run` kills the job inside the container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import docker
+import docker.errors
+
+from .compare import compare_json, compare_stdout
+from .config import SandboxConfig
+from .container import Sandbox, SandboxFault, sweep_orphans
+from .image import image_tag
+from .types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
+
+log = logging.getLogger(__name__)
+
+CANCEL_TIMEOUT_S = 2.0
+ATTEMPTS = 2
+
+
+class PoolListener:
+    """Hooks for metrics; every method is a no-op here. Called on the event loop."""
+
+    def container_started(self, seconds: float) -> None: ...
+    def container_retired(self, reason: str) -> None: ...
+    def job_finished(self, queue_wait_s: float, run_s: float) -> None: ...
+    def sandbox_error(self, detail: str) -> None: ...
+
+
+def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> dict[str, Any]:
+    """The runner's job message (see `runner/main.py`). Expected outputs stay out of it."""
+    tests: list[dict[str, Any]] = []
+    for test in problem.tests:
+        if isinstance(test, AssertTest):
+            tests.append({"kind": "assert", "code": test.code})
+        elif isinstance(test, IoTest):
+            tests.append({"kind": "io", "stdin": test.stdin})
+        elif isinstance(test, CallTest):
+            tests.append({"kind": "call", "args_json": test.args_json})
+        else:
+            raise TypeError(f"unknown test type {type(test).__name__}")
+    return {
+        "program": code,
+        "setup_code": problem.setup_code,
+        "entry_point": problem.entry_point,
+        "tests": tests,
+        "fail_fast": fail_fast,
+        "limits": {
+            "time_limit_s": limits.time_limit_s,
+            "memory_limit_mb": limits.memory_limit_mb,
+            "output_limit_bytes": limits.output_limit_bytes,
+        },
+    }
+
+
+def _finish(test: TestCase, verdict: str, detail: str) -> tuple[Verdict, str]:
+    """Turn the runner's COMPARE (output of a completed io/call test) into PASSED or FAILED."""
+    if verdict != "COMPARE":
+        return Verdict(verdict), detail
+    if isinstance(test, IoTest):
+        diff = compare_stdout(test.expected_stdout, detail)
+    elif isinstance(test, CallTest):
+        diff = compare_json(test.expected_json, detail)
+    else:
+        return Verdict.SANDBOX_ERROR, "runner asked to compare the output of an assert test"
+    return (Verdict.PASSED, "") if diff is None else (Verdict.FAILED, diff)
+
+
+def _to_result(problem: Problem, reply: dict[str, Any], wall_time_s: float) -> ProgramResult:
+    tests = []
+    for test, raw in zip(problem.tests, reply["tests"]):
+        verdict, detail = _finish(test, raw["verdict"], raw["detail"])
+        tests.append(TestResult(verdict, float(raw["wall_time_s"]), detail))
+    return ProgramResult.from_tests(tuple(tests), wall_time_s)
+
+
+class SandboxPool:
+    def __init__(self, config: SandboxConfig | None = None, *, client: docker.DockerClient | None = None, listener: PoolListener | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.image = self.config.image or image_tag()
+        self.listener = listener or PoolListener()
+        self._client = client
+        self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
+        self._live: set[Sandbox] = set()
+        self._busy = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancellable: set[asyncio.Task[Any]] = set()  # watchers and replacements
+        self._closing = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Sweep orphans, then start every container; returns when all are warm."""
+        if self._client is None:
+            self._client = await asyncio.to_thread(docker.from_env, timeout=30)
+        client = self._client
+        try:
+            await asyncio.to_thread(client.images.get, self.image)
+        except docker.errors.ImageNotFound:
+            raise RuntimeError(f"sandbox image {self.image} is missing: build it with `codereward-build-image`") from None
+        swept = await asyncio.to_thread(sweep_orphans, client)
+        if swept:
+            log.info("removed %d orphaned sandbox containers", swept)
+        results = await asyncio.gather(*(self._start_one() for _ in range(self.config.workers)), return_exceptions=True)
+        faults = [r for r in results if isinstance(r, BaseException)]
+        if faults:
+            await self.close()
+            raise faults[0]
+
+    async def _start_one(self) -> Sandbox:
+        assert self._client is not None
+        began = time.monotonic()
+        sandbox = await Sandbox.start(self._client, self.config, self.image)
+        if self._closing:
+            await sandbox.close()
+            raise SandboxFault("pool closed while a container was starting")
+        self._live.add(sandbox)
+        self._spawn(self._watch(sandbox), cancel_on_close=True)
+        self._idle.put_nowait(sandbox)
+        self.listener.container_started(time.monotonic() - began)
+        return sandbox
+
+    async def _watch(self, sandbox: Sandbox) -> None:
+        await sandbox.exited.wait()
+        self._retire(sandbox, "crashed")
+
+    async def _replace(self) -> None:
+        delay = 0.5
+        while not self._closing:
+            try:
+                await self._start_one()
+                return
+            except SandboxFault as exc:
+                log.warning("replacement sandbox failed to start (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _retire(self, sandbox: Sandbox, reason: str) -> None:
+        """Remove a container and start its replacement (once per container)."""
+        if sandbox not in self._live:
+            return
+        self._live.discard(sandbox)
+        self.listener.container_retired(reason)
+        self._spawn(sandbox.close())
+        if not self._closing:
+            self._spawn(self._replace(), cancel_on_close=True)
+
+    def _spawn(self, coro: Any, cancel_on_close: bool = False) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if cancel_on_close:
+            self._cancellable.add(task)
+            task.add_done_callback(self._cancellable.discard)
+
+    async def close(self) -> None:
+        """Remove every container; waits for starts and removals in flight."""
+        self._closing = True
+        for task in list(self._cancellable):
+            task.cancel()
+        for sandbox in list(self._live):
+            self._live.discard(sandbox)
+            self._spawn(sandbox.close())
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Containers alive now (busy or idle)."""
+        return len(self._live)
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    @property
+    def idle(self) -> int:
+        return max(0, self.size - self._busy)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a container."""
+        return len(getattr(self._idle, "_getters", ()))
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def _release(self, sandbox: Sandbox, health: dict[str, Any] | None) -> None:
+        if sandbox not in self._live:
+            return
+        health = health or {}
+        if sandbox.dead:
+            self._retire(sandbox, "crashed")
+        elif health.get("strays", 0):
+            self._retire(sandbox, "stray_processes")
+        elif health.get("rss_kb", 0) > self.config.max_runner_rss_mb * 1024:
+            self._retire(sandbox, "memory_growth")
+        elif sandbox.jobs >= self.config.jobs_per_container:
+            self._retire(sandbox, "job_count")
+        else:
+            self._idle.put_nowait(sandbox)
+
+    async def _acquire(self) -> Sandbox:
+        while True:
+            sandbox = await self._idle.get()
+            if sandbox in self._live and not sandbox.dead:
+                return sandbox
+
+    async def _settle_cancelled(self, sandbox: Sandbox, job_id: int) -> None:
+        try:
+            reply = await sandbox.cancel(job_id, CANCEL_TIMEOUT_S)
+        except SandboxFault:
+            self._retire(sandbox, "cancel_unacknowledged")
+            return
+        self._release(sandbox, reply.get("health"))
+
+    async def run(self, problem: Problem, code: str, *, fail_fast: bool = False) -> ProgramResult:
+        """Run `code` against `problem`'s tests. Raises ValueError for limits above the caps."""
+        limits = self.config.resolve(problem.limits)
+        job = build_job(problem, code, limits, fail_fast)
+        timeout = len(problem.tests) * (limits.time_limit_s + 1.0) + self.config.job_grace_s
+        detail = "no attempt made"
+        queued = time.monotonic()
+        for _ in range(ATTEMPTS):
+            sandbox = await self._acquire()
+            began = time.monotonic()
+            self._busy += 1
+            try:
+                reply = await sandbox.run(job, timeout)
+            except SandboxFault as exc:
+                detail = str(exc)
+                log.warning("job fault, retrying elsewhere: %s", detail)
+                self._retire(sandbox, "crashed" if sandbox.dead else "unresponsive")
+                continue
+            except asyncio.CancelledError:
+                self._spawn(self._settle_cancelled(sandbox, sandbox.current_job))
+                raise
+            finally:
+                self._busy -= 1
+            self._release(sandbox, reply.get("health"))
+            self.listener.job_finished(began - queued, time.monotonic() - began)
+            if "error" in reply or len(reply.get("tests", ())) != len(problem.tests):
+                detail = f"runner error: {reply.get('error', json.dumps(reply)[:200])}"
+                break
+            return _to_result(problem, reply, time.monotonic() - began)
+        self.listener.sandbox_error(detail)
+        return ProgramResult.sandbox_error(len(problem.tests), detail)

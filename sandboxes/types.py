@@ -1,0 +1,135 @@
+"""Domain types of a scoring job: problems, tests, limits, verdicts, results.
+
+These mirror the wire contract (`proto/codereward/v1/reward.proto`) but know nothing of
+protobuf or gRPC: the reward server translates between the two at its edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+
+class Verdict(enum.Enum):
+    """Outcome of one test, or of one program (its worst test)."""
+
+    PASSED = "PASSED"
+    FAILED = "FAILED"  # assertion failed or wrong output
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+    SYNTAX_ERROR = "SYNTAX_ERROR"
+    TIMEOUT = "TIMEOUT"
+    MEMORY_LIMIT = "MEMORY_LIMIT"
+    OUTPUT_LIMIT = "OUTPUT_LIMIT"
+    SKIPPED = "SKIPPED"  # not run because an earlier test failed and fail_fast was set
+    SANDBOX_ERROR = "SANDBOX_ERROR"  # infrastructure fault: never the program's fault
+
+
+# When tests disagree, the program's verdict is the first non-PASSED one in test order,
+# except that an infrastructure fault anywhere makes the whole program a SANDBOX_ERROR.
+_PROGRAM_FAULTS = frozenset(Verdict) - {Verdict.PASSED, Verdict.SKIPPED, Verdict.SANDBOX_ERROR}
+
+
+class ScoringMode(enum.Enum):
+    ALL_OR_NOTHING = "ALL_OR_NOTHING"  # reward 1.0 when every test passed, else 0.0
+    FRACTION = "FRACTION"  # reward = passed / total
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-test resource limits; 0 means "the server's default"."""
+
+    time_limit_s: float = 0.0
+    memory_limit_mb: int = 0
+    output_limit_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class AssertTest:
+    """Python statements run after setup_code and the program; pass = no exception."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class IoTest:
+    """The program runs as `__main__` with `stdin`; its stdout must match, line by line."""
+
+    stdin: str
+    expected_stdout: str
+
+
+@dataclass(frozen=True)
+class CallTest:
+    """`entry_point(*args)` must return `expected` (both JSON texts), compared as JSON values."""
+
+    args_json: str
+    expected_json: str
+
+
+TestCase = Union[AssertTest, IoTest, CallTest]
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    tests: tuple[TestCase, ...]
+    setup_code: str = ""
+    entry_point: str = ""
+    language: str = "python"
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    verdict: Verdict
+    wall_time_s: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """What one program earned on one problem."""
+
+    verdict: Verdict
+    tests: tuple[TestResult, ...]
+    wall_time_s: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(t.verdict is Verdict.PASSED for t in self.tests)
+
+    @property
+    def total(self) -> int:
+        return len(self.tests)
+
+    def reward(self, mode: ScoringMode) -> float | None:
+        """The program's reward; None for an infrastructure fault (trainers mask it)."""
+        if self.verdict is Verdict.SANDBOX_ERROR:
+            return None
+        if mode is ScoringMode.FRACTION:
+            return self.passed / self.total if self.total else 0.0
+        return 1.0 if self.verdict is Verdict.PASSED else 0.0
+
+    @classmethod
+    def from_tests(cls, tests: tuple[TestResult, ...], wall_time_s: float = 0.0) -> ProgramResult:
+        return cls(verdict=program_verdict(tests), tests=tests, wall_time_s=wall_time_s)
+
+    @classmethod
+    def sandbox_error(cls, n_tests: int, detail: str) -> ProgramResult:
+        """Every test marked SANDBOX_ERROR: the infrastructure, not the program, failed."""
+        test = TestResult(Verdict.SANDBOX_ERROR, 0.0, detail[:MAX_DETAIL_BYTES])
+        return cls(verdict=Verdict.SANDBOX_ERROR, tests=(test,) * n_tests)
+
+
+MAX_DETAIL_BYTES = 4096
+
+
+def program_verdict(tests: tuple[TestResult, ...]) -> Verdict:
+    verdicts = [t.verdict for t in tests]
+    if Verdict.SANDBOX_ERROR in verdicts:
+        return Verdict.SANDBOX_ERROR
+    for v in verdicts:
+        if v in _PROGRAM_FAULTS:
+            return v
+    return Verdict.PASSED

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Sourced by the entry-point scripts: installs what the project needs, idempotently.
+#   - Debian packages: docker.io (engine), debootstrap (offline sandbox base image)
+#   - a virtual environment in .venv with the project and its dev extras
+#   - a running Docker engine (started here, and stopped on exit, if none was running)
+#   - the sandbox image (built only when its content hash is not yet present)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CODEREWARD_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+
+log() { printf '\033[1m[codereward]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_system_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_venv() {
+  local stamp="$VENV/.codereward-installed"
+  if [ ! -x "$PY" ]; then
+    log "creating virtual environment $VENV"
+    python3 -m venv "$VENV"
+  fi
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    log "installing the project and its dev extras into $VENV"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -e "$ROOT[dev]"
+    touch "$stamp"
+  fi
+}
+
+STARTED_DOCKERD=""
+stop_dockerd() {
+  if [ -n "$STARTED_DOCKERD" ]; then
+    log "stopping the Docker engine this script started"
+    as_root kill "$STARTED_DOCKERD" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.5; done
+  fi
+}
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return; fi
+  log "starting the Docker engine (dockerd, log in /tmp/codereward-dockerd.log)"
+  as_root dockerd >/tmp/codereward-dockerd.log 2>&1 &
+  STARTED_DOCKERD=$!
+  trap stop_dockerd EXIT
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 0.5; done
+  log "dockerd did not come up; see /tmp/codereward-dockerd.log"; tail -20 /tmp/codereward-dockerd.log >&2; exit 1
+}
+
+ensure_image() {
+  CODEREWARD_IMAGE="$("$VENV/bin/codereward-build-image")"
+  export CODEREWARD_IMAGE
+  log "sandbox image: $CODEREWARD_IMAGE"
+}
+
+setup_all() {
+  ensure_system_packages
+  ensure_venv
+  ensure_docker
+  ensure_image
+}

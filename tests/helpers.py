@@ -1,0 +1,34 @@
+"""Small builders shared by the Docker-backed tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sandboxes.pool import SandboxPool
+from sandboxes.types import AssertTest, CallTest, IoTest, Limits, Problem, TestCase, Verdict
+
+GOOD_ADD = "def add(a, b):\n    return a + b\n"
+ADD_TESTS: tuple[TestCase, ...] = (AssertTest("assert add(1, 2) == 3"), AssertTest("assert add(-1, 1) == 0"))
+
+
+def problem(*tests: TestCase, entry_point: str = "", setup_code: str = "", limits: Limits | None = None) -> Problem:
+    return Problem(id="t", tests=tests, entry_point=entry_point, setup_code=setup_code, limits=limits or Limits())
+
+
+def call(args: list[Any], expected: Any) -> CallTest:
+    return CallTest(args_json=json.dumps(args), expected_json=json.dumps(expected))
+
+
+def io(stdin: str, expected: str) -> IoTest:
+    return IoTest(stdin=stdin, expected_stdout=expected)
+
+
+async def assert_pool_healthy(pool: SandboxPool) -> None:
+    """The pool still gives the right answers, both ways, on every container."""
+    good = problem(*ADD_TESTS)
+    results = await asyncio.gather(*(pool.run(good, GOOD_ADD) for _ in range(2 * pool.config.workers)))
+    assert all(r.verdict is Verdict.PASSED for r in results), results
+    wrong = await pool.run(good, "def add(a, b):\n    return a - b\n")
+    assert wrong.verdict is Verdict.FAILED, wrong
