@@ -2,7 +2,8 @@
 
 - `io` tests: stdout against the expected text, line by line, after stripping trailing
   whitespace from every line and dropping trailing blank lines. The number of lines must
-  match. Tokens that both parse as numbers are equal within a small tolerance.
+  match. Integers compare exactly; other tokens that both parse as numbers are equal
+  within a small tolerance.
 - `call` tests: the program's return value (already converted to JSON inside the sandbox)
   against `expected_json`, as JSON values. Floats within tolerance; bool is never equal to
   a number (JSON keeps them apart even though Python's `True == 1`).
@@ -44,9 +45,20 @@ def numbers_close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
+def _as_int(token: str) -> int | None:
+    try:
+        return int(token)
+    except ValueError:
+        return None
+
+
 def _tokens_equal(expected: str, actual: str) -> bool:
+    """Equal text, equal integers, or (where either is not an integer) close floats."""
     if expected == actual:
         return True
+    e_int, a_int = _as_int(expected), _as_int(actual)
+    if e_int is not None and a_int is not None:
+        return e_int == a_int
     e, a = _as_number(expected), _as_number(actual)
     return e is not None and a is not None and numbers_close(e, a)
 

@@ -218,6 +218,8 @@ class SandboxPool:
             self._retire(sandbox, "crashed")
         elif health.get("strays", 0):
             self._retire(sandbox, "stray_processes")
+        elif health.get("tampered", False):
+            self._retire(sandbox, "runner_tampered")
         elif health.get("rss_kb", 0) > self.config.max_runner_rss_mb * 1024:
             self._retire(sandbox, "memory_growth")
         elif sandbox.jobs >= self.config.jobs_per_container:

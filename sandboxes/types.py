@@ -82,6 +82,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     verdict: Verdict
     wall_time_s: float = 0.0
     detail: str = ""

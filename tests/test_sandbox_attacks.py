@@ -145,12 +145,29 @@ async def test_background_process_does_not_survive_into_the_next_job(single_pool
     probe = code("""
         import os, time
         time.sleep(0.2)
-        def others():
-            return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid()))
+        def others():  # older than this process: newer ones are the runner's next spare
+            return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and 1 < int(p) < os.getpid())
     """)
     checks = problem(AssertTest("assert others() == []"), AssertTest("import os\nassert not os.path.exists('/tmp/job/tampered')"))
     assert (await single_pool.run(checks, probe)).verdict is Verdict.PASSED
     await assert_pool_healthy(single_pool)
+
+
+async def test_stopping_every_process_does_not_stall_the_next_job(single_pool: SandboxPool) -> None:
+    freezer = code("""
+        import os, signal
+        for pid in os.listdir("/proc"):
+            if pid.isdigit() and int(pid) != os.getpid():
+                try:
+                    os.kill(int(pid), signal.SIGSTOP)
+                except OSError:
+                    pass
+        def answer():
+            return 0
+    """)
+    assert (await single_pool.run(problem(WRONG_ANSWER_TEST, WRONG_ANSWER_TEST), freezer)).verdict is Verdict.FAILED
+    result = await single_pool.run(problem(WRONG_ANSWER_TEST, WRONG_ANSWER_TEST), "def answer():\n    return 42\n")
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.PASSED]
 
 
 async def test_files_left_behind_do_not_poison_the_next_job(single_pool: SandboxPool) -> None:

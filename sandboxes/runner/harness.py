@@ -109,7 +109,7 @@ def register_source(filename: str, source: str) -> None:
 
 def compile_source(source: str, filename: str) -> CodeType:
     register_source(filename, source)
-    return compile(source, filename, "exec")
+    return compile(source, filename, "exec", dont_inherit=True)  # not this module's __future__ flags
 
 
 @functools.lru_cache(maxsize=512)
@@ -119,7 +119,7 @@ def compile_test(code: str) -> CodeType:
     Cached: the G completions of a group, and every epoch, share their tests.
     """
     tree = _WrapComparisons().visit(ast.parse(code, "<test>", "exec"))
-    return compile(ast.fix_missing_locations(tree), "<test>", "exec")
+    return compile(ast.fix_missing_locations(tree), "<test>", "exec", dont_inherit=True)
 
 
 def to_json(value: Any, depth: int = 0) -> Any:

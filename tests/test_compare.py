@@ -1,0 +1,92 @@
+"""Output comparison (host side): exact rules from the contract, then properties."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sandboxes.compare import compare_json, compare_stdout, json_equal
+
+
+def test_trailing_whitespace_and_blank_lines_are_ignored() -> None:
+    assert compare_stdout("1 2\n3\n", "1 2   \n3\n\n\n") is None
+
+
+def test_the_number_of_lines_must_match() -> None:
+    assert compare_stdout("1\n2\n", "1\n") == "expected 2 lines of output, got 1"
+    assert compare_stdout("1\n", "1\n2\n") == "expected 1 lines of output, got 2"
+
+
+def test_leading_blank_lines_count() -> None:
+    assert compare_stdout("a\n", "\na\n") is not None
+
+
+def test_numbers_compare_with_a_small_tolerance() -> None:
+    assert compare_stdout("0.3333333\n", "0.33333333333\n") is None
+    assert compare_stdout("1e9\n", "1000000000\n") is None
+    assert compare_stdout("0.333\n", "0.334\n") == "line 1: expected '0.333', got '0.334'"
+
+
+def test_words_compare_exactly() -> None:
+    assert compare_stdout("YES\n", "yes\n") == "line 1: expected 'YES', got 'yes'"
+    assert compare_stdout("a b\n", "a  b\n") is None  # tokens, not spacing, are compared
+
+
+def test_first_mismatch_is_named() -> None:
+    assert compare_stdout("1\n2\n3\n", "1\n5\n3\n") == "line 2: expected '2', got '5'"
+
+
+def test_json_floats_within_tolerance_and_bools_apart_from_numbers() -> None:
+    assert json_equal(0.1 + 0.2, 0.3)
+    assert json_equal([1, 2.0], [1.0, 2])
+    assert not json_equal(True, 1)
+    assert not json_equal(0, False)
+    assert not json_equal(None, 0)
+    assert not json_equal({"a": 1}, {"a": 1, "b": 2})
+    assert not json_equal([1, 2], [1, 2, 3])
+
+
+def test_compare_json_describes_the_difference() -> None:
+    assert compare_json("[1, 2]", "[1, 2]") is None
+    assert compare_json("[1, 2]", "[2, 1]") == "expected [1, 2], got [2, 1]"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_json_equal_is_reflexive_through_serialisation(value: object) -> None:
+    assert json_equal(value, json.loads(json.dumps(value)))
+
+
+@given(json_values, json_values)
+def test_json_equal_is_symmetric(a: object, b: object) -> None:
+    assert json_equal(a, b) == json_equal(b, a)
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), max_size=8))
+def test_stdout_matches_itself_with_trailing_noise(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    assert compare_stdout(text, text) is None
+    assert compare_stdout(text, text + " \n\n") is None
+
+
+@given(st.lists(st.integers(), min_size=1, max_size=6), st.integers(min_value=0, max_value=5))
+def test_a_changed_number_is_always_caught(numbers: list[int], index: int) -> None:
+    index %= len(numbers)
+    changed = list(numbers)
+    changed[index] += 1
+    expected = "\n".join(map(str, numbers))
+    assert compare_stdout(expected, "\n".join(map(str, changed))) == f"line {index + 1}: expected {str(numbers[index])!r}, got {str(changed[index])!r}"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+def test_a_printed_float_matches_its_repr(x: float) -> None:
+    assert compare_stdout(repr(x), f"{x:.12g}") is None or not math.isclose(x, float(f"{x:.12g}"), rel_tol=1e-6, abs_tol=1e-9)
