@@ -82,19 +82,30 @@ def container_options(config: SandboxConfig, image: str) -> dict[str, Any]:
         tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={config.tmpfs_mb}m,mode=1777"},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges:true"],  # Docker's default seccomp profile stays on
-        pids_limit=config.pids_limit,
+        # gVisor's ptrace platform backs sandboxed processes with host processes of its own:
+        # the host-side limit must leave it room (the sandbox's own limit is nproc, below).
+        pids_limit=config.pids_limit * (4 if config.runtime == "runsc" else 1),
         mem_limit=memory,
         memswap_limit=memory,
         nano_cpus=int(config.container_cpus * 1e9),
-        ulimits=[
-            Ulimit(name="nofile", soft=1024, hard=1024),
-            Ulimit(name="fsize", soft=config.tmpfs_mb << 20, hard=config.tmpfs_mb << 20),
-            Ulimit(name="core", soft=0, hard=0),
-        ],
+        ulimits=_ulimits(config),
         log_config=LogConfig(type=LogConfig.types.NONE),  # frames are not written to disk
         runtime=config.runtime,
         auto_remove=True,
     )
+
+
+def _ulimits(config: SandboxConfig) -> list[Ulimit]:
+    ulimits = [
+        Ulimit(name="nofile", soft=1024, hard=1024),
+        Ulimit(name="fsize", soft=config.tmpfs_mb << 20, hard=config.tmpfs_mb << 20),
+        Ulimit(name="core", soft=0, hard=0),
+    ]
+    if config.runtime == "runsc":
+        # gVisor counts RLIMIT_NPROC inside its own kernel, per sandbox (runc would count it
+        # across every container of this uid): that is the fork-bomb limit under gVisor.
+        ulimits.append(Ulimit(name="nproc", soft=config.pids_limit, hard=config.pids_limit))
+    return ulimits
 
 
 class Sandbox:
@@ -121,7 +132,7 @@ class Sandbox:
         sandbox = None
         try:
             attached = await asyncio.to_thread(container.attach_socket, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-            raw = getattr(attached, "_sock", attached)
+            raw: socket.socket = getattr(attached, "_sock", attached)  # type: ignore[arg-type]
             sock = raw.dup()  # ours alone: the SDK's response object may close its copy
             attached.close()
             raw.close()
@@ -205,7 +216,7 @@ class Sandbox:
         await self._send({**job, "type": "job", "id": job_id})
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SandboxFault(f"sandbox {self.id}: no answer within {timeout_s:.1f}s") from None
 
     @property
@@ -220,7 +231,7 @@ class Sandbox:
         await self._send({"type": "cancel", "id": job_id})
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SandboxFault(f"sandbox {self.id}: cancel not acknowledged within {timeout_s:.1f}s") from None
 
     async def close(self) -> None:

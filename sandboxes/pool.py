@@ -91,6 +91,11 @@ def _to_result(problem: Problem, reply: dict[str, Any], wall_time_s: float) -> P
     return ProgramResult.from_tests(tuple(tests), wall_time_s)
 
 
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s failed: %r", task.get_name(), task.exception())
+
+
 class SandboxPool:
     def __init__(self, config: SandboxConfig | None = None, *, client: docker.DockerClient | None = None, listener: PoolListener | None = None) -> None:
         self.config = config or SandboxConfig()
@@ -118,19 +123,22 @@ class SandboxPool:
         swept = await asyncio.to_thread(sweep_orphans, client)
         if swept:
             log.info("removed %d orphaned sandbox containers", swept)
-        results = await asyncio.gather(*(self._start_one() for _ in range(self.config.workers)), return_exceptions=True)
+        starts = [self._spawn(self._start_one()) for _ in range(self.config.workers)]
+        results = await asyncio.gather(*(asyncio.shield(task) for task in starts), return_exceptions=True)
         faults = [r for r in results if isinstance(r, BaseException)]
         if faults:
             await self.close()
             raise faults[0]
 
     async def _start_one(self) -> Sandbox:
+        """Start one container. Runs as its own task, never cancelled: a container created
+        in a worker thread must always reach `_live` or be removed."""
         assert self._client is not None
         began = time.monotonic()
         sandbox = await Sandbox.start(self._client, self.config, self.image)
-        if self._closing:
+        if self._closing:  # the pool closed while this one was starting
             await sandbox.close()
-            raise SandboxFault("pool closed while a container was starting")
+            return sandbox
         self._live.add(sandbox)
         self._spawn(self._watch(sandbox), cancel_on_close=True)
         self._idle.put_nowait(sandbox)
@@ -145,7 +153,7 @@ class SandboxPool:
         delay = 0.5
         while not self._closing:
             try:
-                await self._start_one()
+                await asyncio.shield(self._spawn(self._start_one()))
                 return
             except SandboxFault as exc:
                 log.warning("replacement sandbox failed to start (%s); retrying in %.1fs", exc, delay)
@@ -162,13 +170,15 @@ class SandboxPool:
         if not self._closing:
             self._spawn(self._replace(), cancel_on_close=True)
 
-    def _spawn(self, coro: Any, cancel_on_close: bool = False) -> None:
+    def _spawn(self, coro: Any, cancel_on_close: bool = False) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
+        task.add_done_callback(_log_failure)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if cancel_on_close:
             self._cancellable.add(task)
             task.add_done_callback(self._cancellable.discard)
+        return task
 
     async def close(self) -> None:
         """Remove every container; waits for starts and removals in flight."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
 
 
 class Verdict(enum.Enum):
@@ -67,7 +66,7 @@ class CallTest:
     expected_json: str
 
 
-TestCase = Union[AssertTest, IoTest, CallTest]
+TestCase = AssertTest | IoTest | CallTest
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,23 @@ def our_containers(client: docker.DockerClient) -> list[str]:
 
 
 @pytest.fixture
-def fast_config(sandbox_image: str) -> SandboxConfig:
+def runtime() -> str:
+    """The OCI runtime of the pools in a test; test modules may parametrize it."""
+    return "runc"
+
+
+def require_runtime(client: docker.DockerClient, name: str) -> None:
+    if name not in client.info().get("Runtimes", {}):
+        _unavailable(f"the Docker engine has no {name!r} runtime registered (see scripts/setup.sh)")
+
+
+@pytest.fixture
+def fast_config(sandbox_image: str, runtime: str, docker_client: docker.DockerClient) -> SandboxConfig:
     """Two warm containers and short limits, so attacks that hit a limit end quickly."""
+    require_runtime(docker_client, runtime)
     return SandboxConfig(
         image=sandbox_image,
+        runtime=runtime,
         workers=2,
         default_limits=Limits(time_limit_s=1.0, memory_limit_mb=128, output_limit_bytes=64 * 1024),
     )

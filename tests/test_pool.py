@@ -65,7 +65,7 @@ async def test_every_container_is_hardened(pool: SandboxPool, docker_client: doc
         assert host["IpcMode"] == "none"
         assert list(host["Tmpfs"]) == ["/tmp"] and f"size={pool.config.tmpfs_mb}m" in host["Tmpfs"]["/tmp"]
         assert not host["Binds"] and not info["Mounts"]
-        assert {u["Name"] for u in host["Ulimits"]} == {"nofile", "fsize", "core"}
+        assert {u["Name"] for u in host["Ulimits"]} >= {"nofile", "fsize", "core"}
         assert info["Config"]["User"] == "10001:10001"
 
 
@@ -167,7 +167,7 @@ async def test_every_container_dying_gives_sandbox_error_not_a_verdict(fast_conf
                 await wait_until(lambda: pool.busy == 1)
                 sandbox = next(iter(pool._live))
                 await asyncio.to_thread(docker_client.api.kill, sandbox.container.id)
-                await wait_until(lambda: sandbox.dead)
+                await sandbox.exited.wait()
 
         kill_task = asyncio.create_task(killer())
         result = await pool.run(problem(*ADD_TESTS), program)

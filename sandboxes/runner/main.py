@@ -46,6 +46,7 @@ from .process import (
     kill_strays,
     oom_kills,
     other_pids,
+    poll_exit,
     vsize,
     wipe_work_dirs,
 )
@@ -189,7 +190,7 @@ class Runner:
         output_cap = limits["output_limit_bytes"]
         caps = {spare.stdout: output_cap, spare.stderr: output_cap, spare.result: output_cap + RESULT_SLACK}
         buffers: dict[int, bytearray] = {fd: bytearray() for fd in caps}
-        watched = {*caps, spare.pidfd}
+        watched = {*caps, spare.exit_fd}
         for fd in watched:
             self.selector.register(fd, selectors.EVENT_READ)
         timed_out = exceeded = cancelled = False
@@ -203,9 +204,10 @@ class Runner:
                     timed_out = True
                     break
                 for key, _ in self.selector.select(remaining):
-                    if key.fd == spare.pidfd:
-                        _, status, usage = os.wait4(spare.pid, 0)
-                        cpu = usage.ru_utime + usage.ru_stime
+                    if key.fd == spare.exit_fd:
+                        ended = poll_exit(spare)
+                        if ended is not None:
+                            status, cpu = ended
                     elif key.fd == self.channel.fd_in:
                         self.channel.feed()
                         try:

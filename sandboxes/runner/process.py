@@ -38,7 +38,7 @@ class SpareLost(Exception):
 @dataclass
 class Spare:
     pid: int
-    pidfd: int
+    exit_fd: int  # readable once the process has ended (a pidfd, or the shared SIGCHLD pipe)
     order: int  # write end of the order pipe
     stdin: int  # memfd shared (same offset) with the spare's fd 0
     stdout: int
@@ -54,7 +54,9 @@ class Spare:
 
     def close(self) -> None:
         self.close_order_side()
-        for fd in (self.pidfd, self.stdout, self.stderr, self.result):
+        if self.exit_fd != _sigchld_fd:
+            os.close(self.exit_fd)
+        for fd in (self.stdout, self.stderr, self.result):
             os.close(fd)
 
 
@@ -64,12 +66,65 @@ def fork_spare() -> Spare:
     res_r, res_w = os.pipe()
     order_r, order_w = os.pipe()
     stdin = os.memfd_create("stdin")
-    pid = os.fork()
+    try:
+        pid = _fork()
+    except OSError:
+        for fd in (out_r, out_w, err_r, err_w, res_r, res_w, order_r, order_w, stdin):
+            os.close(fd)
+        raise
     if pid == 0:
         _await_order({0: stdin, 1: out_w, 2: err_w, 3: res_w, ORDER_FD: order_r})
     for fd in (out_w, err_w, res_w, order_r):
         os.close(fd)
-    return Spare(pid, os.pidfd_open(pid), order_w, stdin, out_r, err_r, res_r)
+    return Spare(pid, _exit_fd(pid), order_w, stdin, out_r, err_r, res_r)
+
+
+_sigchld_fd = -1
+
+
+def _exit_fd(pid: int) -> int:
+    """A descriptor that becomes readable when `pid` ends: its pidfd where the kernel has
+    them (Linux 5.3+), else one pipe that a SIGCHLD handler writes to (gVisor lacks pidfds)."""
+    global _sigchld_fd
+    if _sigchld_fd < 0:
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            os.set_blocking(write_end, False)
+            signal.set_wakeup_fd(write_end)
+            signal.signal(signal.SIGCHLD, lambda *_: None)
+            _sigchld_fd = read_end
+    return _sigchld_fd
+
+
+def poll_exit(spare: Spare) -> tuple[int, float] | None:
+    """(wait status, CPU seconds) if the spare's process has ended, else None."""
+    if spare.exit_fd == _sigchld_fd:
+        try:
+            while os.read(spare.exit_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        pid, status, usage = os.wait4(spare.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+    else:
+        _, status, usage = os.wait4(spare.pid, 0)
+    return status, usage.ru_utime + usage.ru_stime
+
+
+def _fork(attempts: int = 100) -> int:
+    """fork(), waiting out EAGAIN: the processes of a fork bomb just killed may still count
+    against the process limit for a moment (gVisor releases them lazily)."""
+    for _ in range(attempts - 1):
+        try:
+            return os.fork()
+        except BlockingIOError:
+            _reap()
+            time.sleep(0.01)
+    return os.fork()
 
 
 def give_order(spare: Spare, order: dict[str, Any], stdin: bytes) -> None:
