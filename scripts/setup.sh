@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by the entry-point scripts: installs what the project needs, idempotently.
-#   - Debian packages: docker.io (engine), debootstrap (offline sandbox base image)
+#   - Debian packages: docker.io (engine), debootstrap (offline sandbox base image),
+#     runsc (gVisor, the optional stricter runtime)
 #   - a virtual environment in .venv with the project and its dev extras
 #   - a running Docker engine (started here, and stopped on exit, if none was running)
 #   - the sandbox image (built only when its content hash is not yet present)
@@ -19,6 +20,7 @@ ensure_system_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v runsc >/dev/null || missing+=(runsc)
   python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
@@ -52,8 +54,20 @@ stop_dockerd() {
 
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return; fi
+  # Our own daemon config (the system's /etc/docker/daemon.json is left alone): it registers
+  # gVisor's runsc, ptrace platform, so that runtime="runsc" sandboxes work.
+  local config="${TMPDIR:-/tmp}/codereward-dockerd.json"
+  if command -v runsc >/dev/null; then
+    printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--platform=ptrace", "--network=none"]}}}\n' "$(command -v runsc)" >"$config"
+  else
+    echo '{}' >"$config"
+  fi
   log "starting the Docker engine (dockerd, log in /tmp/codereward-dockerd.log)"
-  as_root dockerd >/tmp/codereward-dockerd.log 2>&1 &
+  if [ "$(id -u)" = 0 ]; then
+    dockerd --config-file "$config" >/tmp/codereward-dockerd.log 2>&1 &
+  else
+    sudo dockerd --config-file "$config" >/tmp/codereward-dockerd.log 2>&1 &
+  fi
   STARTED_DOCKERD=$!
   trap stop_dockerd EXIT
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 0.5; done
