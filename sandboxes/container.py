@@ -120,6 +120,7 @@ class Sandbox:
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=32)
         self._next_id = 0
         self.jobs = 0
+        self.retire_reason: str | None = None
         self.exited = asyncio.Event()
         self._read_task = asyncio.create_task(self._read_loop(), name=f"sandbox-{self.id}-reader")
 
@@ -152,7 +153,8 @@ class Sandbox:
 
     @property
     def dead(self) -> bool:
-        return self.exited.is_set()
+        """Exited, or about to: no job may be sent to it."""
+        return self.exited.is_set() or self.retire_reason is not None
 
     def stderr_tail(self) -> str:
         return b"".join(self._stderr).decode("utf-8", errors="replace")[-1000:]
@@ -187,6 +189,9 @@ class Sandbox:
         if frame.get("type") == "hello":
             if not self._hello.done():
                 self._hello.set_result(frame)
+            return
+        if frame.get("type") == "retire":  # the runner could not clean up after a job, and exits
+            self.retire_reason = str(frame.get("reason", "unknown"))
             return
         future = self._pending.pop(frame.get("id", -1), None)
         if future is not None and not future.done():

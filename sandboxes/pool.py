@@ -105,6 +105,7 @@ class SandboxPool:
         self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
         self._live: set[Sandbox] = set()
         self._busy = 0
+        self._waiting = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancellable: set[asyncio.Task[Any]] = set()  # watchers and replacements
         self._closing = False
@@ -147,7 +148,7 @@ class SandboxPool:
 
     async def _watch(self, sandbox: Sandbox) -> None:
         await sandbox.exited.wait()
-        self._retire(sandbox, "crashed")
+        self._retire(sandbox, sandbox.retire_reason or "crashed")
 
     async def _replace(self) -> None:
         delay = 0.5
@@ -216,7 +217,7 @@ class SandboxPool:
     @property
     def waiting(self) -> int:
         """Jobs waiting for a container."""
-        return len(getattr(self._idle, "_getters", ()))
+        return self._waiting
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -224,12 +225,8 @@ class SandboxPool:
         if sandbox not in self._live:
             return
         health = health or {}
-        if sandbox.dead:
-            self._retire(sandbox, "crashed")
-        elif health.get("strays", 0):
-            self._retire(sandbox, "stray_processes")
-        elif health.get("tampered", False):
-            self._retire(sandbox, "runner_tampered")
+        if sandbox.dead:  # retiring (the runner said why) or exited: its watcher retires it
+            return
         elif health.get("rss_kb", 0) > self.config.max_runner_rss_mb * 1024:
             self._retire(sandbox, "memory_growth")
         elif sandbox.jobs >= self.config.jobs_per_container:
@@ -238,10 +235,14 @@ class SandboxPool:
             self._idle.put_nowait(sandbox)
 
     async def _acquire(self) -> Sandbox:
-        while True:
-            sandbox = await self._idle.get()
-            if sandbox in self._live and not sandbox.dead:
-                return sandbox
+        self._waiting += 1
+        try:
+            while True:
+                sandbox = await self._idle.get()
+                if sandbox in self._live and not sandbox.dead:
+                    return sandbox
+        finally:
+            self._waiting -= 1
 
     async def _settle_cancelled(self, sandbox: Sandbox, job_id: int) -> None:
         try:

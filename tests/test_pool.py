@@ -186,7 +186,7 @@ async def test_a_program_that_tampers_with_the_runner_retires_its_container(fast
     tamper = "import os, resource\nresource.prlimit(1, resource.RLIMIT_NOFILE, (16, 16))\nos.setpriority(os.PRIO_PROCESS, 1, 19)\n" + GOOD_ADD
     async with SandboxPool(dataclasses.replace(fast_config, workers=1), client=docker_client, listener=recorder) as pool:
         assert (await pool.run(problem(*ADD_TESTS), tamper)).verdict is Verdict.PASSED
-        assert recorder.retired == ["runner_tampered"]
+        await wait_until(lambda: recorder.retired == ["runner_tampered"])  # said after the reply
         await wait_until(lambda: pool.size == 1)
         await assert_pool_healthy(pool)
 
@@ -239,3 +239,12 @@ async def test_large_stdin_and_output_round_trip(pool: SandboxPool) -> None:
     result = await pool.run(checks, program)
     assert result.verdict is Verdict.PASSED, result.tests[0].detail
     assert json.dumps(result.tests[0].detail) == '""'
+
+
+async def test_pool_state_counts_busy_idle_and_waiting(single_pool: SandboxPool) -> None:
+    slow = problem(AssertTest("import time\ntime.sleep(0.3)"))
+    jobs = [asyncio.create_task(single_pool.run(slow, "x = 1\n")) for _ in range(3)]
+    await wait_until(lambda: single_pool.busy == 1 and single_pool.waiting == 2)
+    assert single_pool.idle == 0 and single_pool.size == 1
+    assert all(r.verdict is Verdict.PASSED for r in await asyncio.gather(*jobs))
+    assert (single_pool.busy, single_pool.waiting, single_pool.idle) == (0, 0, 1)

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from . import harness
-from .judge import Observation, judge
+from .judge import Observation, judge, parse_frame
 from .process import (
     JOB_DIR,
     OPEN_FILES_LIMIT,
@@ -45,7 +45,6 @@ from .process import (
     give_order,
     kill_strays,
     oom_kills,
-    other_pids,
     poll_exit,
     vsize,
     wipe_work_dirs,
@@ -193,12 +192,12 @@ class Runner:
         watched = {*caps, spare.exit_fd}
         for fd in watched:
             self.selector.register(fd, selectors.EVENT_READ)
-        timed_out = exceeded = cancelled = False
+        timed_out = exceeded = cancelled = reported = False
         status: int | None = None
         cpu = 0.0
         deadline = start + limits["time_limit_s"]
         try:
-            while status is None and not (exceeded or cancelled or self.channel.closed):
+            while status is None and not (reported or exceeded or cancelled or self.channel.closed):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     timed_out = True
@@ -220,17 +219,24 @@ class Runner:
                         if len(buffers[key.fd]) == before:  # end of file: stop watching
                             self.selector.unregister(key.fd)
                             watched.discard(key.fd)
+                        elif key.fd == spare.result:
+                            # The harness exits right after its report: no need to wait for it.
+                            reported = parse_frame(bytes(buffers[key.fd]), nonce) is not None
             wall = time.monotonic() - start
             if status is None:
                 os.kill(spare.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(spare.pid, 0)
-                cpu = usage.ru_utime + usage.ru_stime
+                if reported:
+                    status = 0  # it finished; the sweep below (or after the reply) reaps it
+                else:
+                    _, status, usage = os.wait4(spare.pid, 0)
+                    cpu = usage.ru_utime + usage.ru_stime
             for fd in caps:  # what the process wrote just before it ended
                 exceeded |= _drain(fd, buffers[fd], caps[fd], blocking=False)
         finally:
             for fd in watched:
                 self.selector.unregister(fd)
-            kill_strays(keep=self.spare.pid if self.spare else None)
+            if more:  # the last test's processes are swept after the reply, off the critical path
+                kill_strays(keep=self.spare.pid if self.spare else None)
             spare.close()
         if cancelled or self.channel.closed:
             raise Cancelled()
@@ -289,19 +295,23 @@ class Runner:
             stop = job.get("fail_fast", False) and verdict != "PASSED"
         return results
 
-    def _strays(self) -> int:
-        """Processes left after a job, a clean waiting spare aside (each test already swept).
+    def _clean_up(self) -> str | None:
+        """After a job's reply: leave the container as a new one would be, or say why not.
 
-        A spare forked while this job's program ran could have been tampered with (stopped,
-        say): it is killed here and a fresh one forked once the reply is out.
+        Kills every process but a clean waiting spare (a spare forked while this job's
+        program ran could have been tampered with, stopped say, so it goes too), checks that
+        nobody changed the runner's own limits or scheduling, and empties the tmpfs.
         """
         if self.spare is not None and self.spare_exposed:
             self.spare.close()
             self.spare = None
-        spare_pid = self.spare.pid if self.spare else None
-        if not [p for p in other_pids() if p != spare_pid]:
-            return 0
-        return kill_strays(keep=spare_pid)
+        if kill_strays(keep=self.spare.pid if self.spare else None):
+            return "stray_processes"
+        if fingerprint() != self.fingerprint:
+            return "runner_tampered"
+        if wipe_work_dirs():
+            return "work_dirs_not_empty"
+        return None
 
     def serve(self) -> int:
         self.spare = fork_spare()
@@ -320,19 +330,17 @@ class Runner:
             except Exception as exc:  # a runner bug: reported as an infrastructure fault
                 reply["error"] = f"{type(exc).__name__}: {exc}"
             self.jobs += 1
-            reply["health"] = {
-                "strays": self._strays(),
-                "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                "jobs": self.jobs,
-                "tampered": fingerprint() != self.fingerprint,
-            }
+            reply["health"] = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
             if self.channel.closed:
                 return 0
             self.channel.send(reply)
-            # Off the critical path: the host is busy with the reply meanwhile. The next job
-            # is not read before this is done, so it never sees a dirty container.
-            if wipe_work_dirs():
-                print("runner: the work directories cannot be emptied; exiting", file=sys.stderr)
+            # Off the critical path: the host is busy with the reply meanwhile. The next job is
+            # not read before this is done, so it never lands on a dirty container: if the
+            # container cannot be made clean, the runner says so and exits.
+            problem = self._clean_up()
+            if problem is not None:
+                self.channel.send({"type": "retire", "reason": problem})
+                print(f"runner: retiring ({problem})", file=sys.stderr)
                 return 3
             if self.jobs % GC_REFREEZE_EVERY == 0:
                 gc.unfreeze()
