@@ -1,0 +1,300 @@
+"""Clients of the reward service: `AsyncRewardClient` (asyncio) and `RewardClient` (sync).
+
+    async with AsyncRewardClient(["10.0.0.5:50051", "10.0.0.6:50051"]) as client:
+        group = await client.score_group(problem, codes)          # GroupScore
+        async with client.session() as session:                   # one long-lived ScoreStream
+            futures = [session.submit(request) for request in requests]
+
+- Several targets share one channel with gRPC's `round_robin` policy (client-side load
+  balancing; `dns:///name:port` works too, e.g. a Kubernetes headless Service).
+- `UNAVAILABLE` (server down, restarting, draining) is retried with exponential backoff until
+  `retry_timeout_s`; every other status is raised at once as `RewardServiceError`.
+- A `ScoreSession` reopens its stream after `UNAVAILABLE` and sends again every request not yet
+  answered, on whichever server is up: a server killed mid-stream loses no group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from codereward.v1 import reward_pb2 as pb
+from codereward.v1 import reward_pb2_grpc as pb_grpc
+
+from .types import GroupScore, make_request
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+SERVICE = "codereward.v1.RewardService"
+
+
+class RewardServiceError(Exception):
+    """The service refused or failed a request; `code` is the gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    token: str | None = None
+    """Bearer token sent as `authorization` metadata on every call."""
+    tls: bool = False
+    """Use TLS (server certificate checked against `tls_ca`, or the system roots)."""
+    tls_ca: Path | None = None
+    timeout_s: float = 600.0
+    """Deadline of one call."""
+    retry_timeout_s: float = 60.0
+    """How long UNAVAILABLE is retried before giving up."""
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    keepalive_s: float = 30.0
+
+
+def channel_target(targets: str | Sequence[str]) -> str:
+    """One gRPC target for one or several `host:port` (hostnames resolved now) or a URI."""
+    if isinstance(targets, str):
+        targets = [t for t in targets.split(",") if t]
+    if len(targets) == 1 and ("://" in targets[0] or targets[0].startswith(("ipv4:", "ipv6:", "unix:"))):
+        return targets[0]
+    addresses = []
+    for target in targets:
+        host, sep, port = target.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"target {target!r}: expected HOST:PORT")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            addresses.append((host, port))
+        except ValueError:
+            for info in socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM):
+                addresses.append((str(info[4][0]), port))
+    v6 = any(":" in host for host, _ in addresses)
+    if v6:
+        return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in dict.fromkeys(addresses))
+    return "ipv4:" + ",".join(f"{h}:{p}" for h, p in dict.fromkeys(addresses))
+
+
+def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
+    config = {"loadBalancingConfig": [{"round_robin": {}}]}
+    return [
+        ("grpc.service_config", json.dumps(config)),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", int(options.keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.enable_retries", 0),  # retries are ours: explicit, and only on UNAVAILABLE
+    ]
+
+
+def _credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:
+    if not options.tls:
+        return None
+    roots = options.tls_ca.read_bytes() if options.tls_ca else None
+    return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
+def _metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {options.token}"),) if options.token else ()
+
+
+class _Backoff:
+    def __init__(self, options: ClientOptions) -> None:
+        self.options = options
+        self.deadline = time.monotonic() + options.retry_timeout_s
+        self.delay = options.initial_backoff_s
+
+    def next_delay(self) -> float | None:
+        """Seconds to wait before the next attempt, or None when retrying is over."""
+        if time.monotonic() >= self.deadline:
+            return None
+        delay = min(self.delay, self.options.max_backoff_s) * random.uniform(0.8, 1.2)
+        self.delay *= 2
+        return min(delay, max(0.0, self.deadline - time.monotonic()))
+
+
+class AsyncRewardClient:
+    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, **kwargs: Any) -> None:
+        self.options = options or ClientOptions(**kwargs)
+        target = channel_target(targets)
+        credentials = _credentials(self.options)
+        opts = channel_options(self.options)
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(target, options=opts)
+        else:
+            self.channel = grpc.aio.secure_channel(target, credentials, options=opts)
+        self.stub = pb_grpc.RewardServiceStub(self.channel)
+        self.metadata = _metadata(self.options)
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def score(self, request: pb.ScoreRequest) -> GroupScore:
+        """Score one group; retries UNAVAILABLE, raises RewardServiceError otherwise."""
+        backoff = _Backoff(self.options)
+        while True:
+            try:
+                response = await self.stub.Score(request, timeout=self.options.timeout_s, metadata=self.metadata)
+                return GroupScore.from_pb(response)
+            except grpc.aio.AioRpcError as exc:
+                delay = backoff.next_delay() if exc.code() == grpc.StatusCode.UNAVAILABLE else None
+                if delay is None:
+                    raise RewardServiceError(exc.code(), exc.details() or "") from exc
+                await asyncio.sleep(delay)
+
+    async def score_group(self, problem: pb.Problem, codes: Sequence[str], **kwargs: Any) -> GroupScore:
+        return await self.score(make_request(problem, codes, **kwargs))
+
+    def session(self) -> ScoreSession:
+        return ScoreSession(self)
+
+    async def health(self, service: str = "", timeout_s: float = 5.0) -> str:
+        """The health service's status name for `service` ("" = the whole server)."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s, metadata=self.metadata)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+class ScoreSession:
+    """Submit groups over one ScoreStream; results come back as futures, in any order."""
+
+    def __init__(self, client: AsyncRewardClient) -> None:
+        self.client = client
+        self._pending: dict[str, tuple[pb.ScoreRequest, asyncio.Future[GroupScore]]] = {}
+        self._outbox: asyncio.Queue[pb.ScoreRequest] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    async def __aenter__(self) -> ScoreSession:
+        self._task = asyncio.create_task(self._run(), name="score-session")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for _, future in self._pending.values():
+            if not future.done():
+                future.cancel()
+
+    def submit(self, request: pb.ScoreRequest) -> asyncio.Future[GroupScore]:
+        if self._task is None:
+            raise RuntimeError("use `async with client.session() as session`")
+        if request.request_id in self._pending:
+            raise ValueError(f"request_id {request.request_id!r} is already in flight")
+        future: asyncio.Future[GroupScore] = asyncio.get_running_loop().create_future()
+        self._pending[request.request_id] = (request, future)
+        self._outbox.put_nowait(request)
+        return future
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def _requests(self, resend: list[pb.ScoreRequest]) -> AsyncIterator[pb.ScoreRequest]:
+        for request in resend:
+            yield request
+        while True:
+            request = await self._outbox.get()
+            if request.request_id in self._pending:
+                yield request
+
+    async def _run(self) -> None:
+        backoff = _Backoff(self.client.options)
+        resend: list[pb.ScoreRequest] = []
+        while True:
+            call = self.client.stub.ScoreStream(self._requests(resend), metadata=self.client.metadata)
+            try:
+                async for response in call:
+                    backoff = _Backoff(self.client.options)
+                    entry = self._pending.pop(response.request_id, None)
+                    if entry is None or entry[1].done():
+                        continue
+                    if response.HasField("error"):
+                        code = getattr(grpc.StatusCode, response.error.code, grpc.StatusCode.UNKNOWN)
+                        entry[1].set_exception(RewardServiceError(code, response.error.message))
+                    else:
+                        entry[1].set_result(GroupScore.from_pb(response))
+                return
+            except grpc.aio.AioRpcError as exc:
+                delay = backoff.next_delay() if exc.code() == grpc.StatusCode.UNAVAILABLE else None
+                if delay is None:
+                    error = RewardServiceError(exc.code(), exc.details() or "")
+                    for _, future in self._pending.values():
+                        if not future.done():
+                            future.set_exception(error)
+                    self._pending.clear()
+                    return
+                self.reconnects += 1
+                await asyncio.sleep(delay)
+                resend = [request for request, _ in self._pending.values()]
+                while not self._outbox.empty():  # already in `resend`
+                    self._outbox.get_nowait()
+
+
+class RewardClient:
+    """Synchronous client: the same behaviour as AsyncRewardClient, for scripts and notebooks."""
+
+    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, **kwargs: Any) -> None:
+        self.options = options or ClientOptions(**kwargs)
+        target = channel_target(targets)
+        credentials = _credentials(self.options)
+        opts = channel_options(self.options)
+        self.channel = grpc.insecure_channel(target, options=opts) if credentials is None else grpc.secure_channel(target, credentials, options=opts)
+        self.stub = pb_grpc.RewardServiceStub(self.channel)
+        self.metadata = _metadata(self.options)
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def score(self, request: pb.ScoreRequest) -> GroupScore:
+        backoff = _Backoff(self.options)
+        while True:
+            try:
+                return GroupScore.from_pb(self.stub.Score(request, timeout=self.options.timeout_s, metadata=self.metadata))
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                delay = backoff.next_delay() if code == grpc.StatusCode.UNAVAILABLE else None
+                if delay is None:
+                    raise RewardServiceError(code, exc.details() or "") from exc  # type: ignore[attr-defined]
+                time.sleep(delay)
+
+    def score_group(self, problem: pb.Problem, codes: Sequence[str], **kwargs: Any) -> GroupScore:
+        return self.score(make_request(problem, codes, **kwargs))
+
+    def health(self, service: str = "", timeout_s: float = 5.0) -> str:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s, metadata=self.metadata)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))

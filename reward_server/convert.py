@@ -1,0 +1,40 @@
+"""Translation between the contract's messages and the sandbox's domain types."""
+
+from __future__ import annotations
+
+from codereward.v1 import reward_pb2 as pb
+from sandboxes.types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, ScoringMode, TestCase
+
+
+def to_problem(msg: pb.Problem) -> Problem:
+    tests: list[TestCase] = []
+    for test in msg.tests:
+        kind = test.WhichOneof("kind")
+        if kind == "assert_code":
+            tests.append(AssertTest(test.assert_code))
+        elif kind == "io":
+            tests.append(IoTest(test.io.stdin, test.io.expected_stdout))
+        else:
+            tests.append(CallTest(test.call.args_json, test.call.expected_json))
+    limits = Limits(msg.limits.time_limit_s, msg.limits.memory_limit_mb, msg.limits.output_limit_bytes)
+    return Problem(id=msg.id, tests=tuple(tests), setup_code=msg.setup_code, entry_point=msg.entry_point, language=msg.language or "python", limits=limits)
+
+
+def to_mode(mode: int) -> ScoringMode:
+    return ScoringMode.FRACTION if mode == pb.ScoringMode.FRACTION else ScoringMode.ALL_OR_NOTHING
+
+
+def to_completion_result(completion_id: str, result: ProgramResult, mode: ScoringMode, deduplicated: bool) -> pb.CompletionResult:
+    msg = pb.CompletionResult(
+        id=completion_id,
+        verdict=pb.Verdict.Value(result.verdict.value),  # type: ignore[arg-type]
+        tests=[pb.TestResult(verdict=pb.Verdict.Value(t.verdict.value), wall_time_s=t.wall_time_s, detail=t.detail) for t in result.tests],  # type: ignore[arg-type]
+        passed=result.passed,
+        total=result.total,
+        wall_time_s=result.wall_time_s,
+        deduplicated=deduplicated,
+    )
+    reward = result.reward(mode)
+    if reward is not None:
+        msg.reward = reward
+    return msg

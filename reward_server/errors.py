@@ -1,0 +1,110 @@
+"""Domain errors that carry their gRPC status, and the interceptors that turn them (and a
+missing or wrong bearer token) into statuses."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    code = grpc.StatusCode.INTERNAL
+
+
+class InvalidRequest(ServiceError):
+    """A request field is wrong; the message names the field and the limit."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class QueueFull(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ServiceError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[..., Any], wrap_stream: Callable[..., Any]) -> grpc.RpcMethodHandler:
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer)
+    return handler
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """ServiceError -> its status code; anything else unexpected -> INTERNAL (and logged)."""
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+
+        def unary(behavior: Any) -> Any:
+            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await behavior(request, context)
+                except ServiceError as exc:
+                    await context.abort(exc.code, str(exc))
+                except (grpc.aio.AbortError, grpc.aio.UsageError):
+                    raise
+                except Exception as exc:
+                    log.exception("%s failed", details.method)
+                    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+            return wrapper
+
+        def stream(behavior: Any) -> Any:
+            async def wrapper(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    async for response in behavior(requests, context):
+                        yield response
+                except ServiceError as exc:
+                    await context.abort(exc.code, str(exc))
+                except (grpc.aio.AbortError, grpc.aio.UsageError):
+                    raise
+                except Exception as exc:
+                    log.exception("%s failed", details.method)
+                    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+            return wrapper
+
+        return _wrap(handler, unary, stream)
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Every call must carry `authorization: Bearer <token>`, except health checks (which
+    load balancers and Kubernetes probes make without credentials, and which reveal nothing)."""
+
+    EXEMPT = ("/grpc.health.v1.Health/",)
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        if details.method.startswith(self.EXEMPT):
+            return await continuation(details)
+        metadata = dict(details.invocation_metadata or ())
+        given = metadata.get("authorization", "")
+        given_bytes = given.encode() if isinstance(given, str) else bytes(given)
+        if hmac.compare_digest(given_bytes, self._expected):
+            return await continuation(details)
+
+        async def deny_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (metadata `authorization: Bearer <token>`)")
+
+        async def deny_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (metadata `authorization: Bearer <token>`)")
+            yield  # pragma: no cover  (makes this an async generator)
+
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        return _wrap(handler, lambda _: deny_unary, lambda _: deny_stream)

@@ -1,0 +1,93 @@
+"""`reward-server`: run one reward server until SIGTERM or SIGINT.
+
+    reward-server                                   # 127.0.0.1:50051, metrics on :9464
+    reward-server --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem --token "$TOKEN"
+    reward-server --config server.toml --workers 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+from .config import ServerConfig
+from .server import RewardServer, StartupError
+
+log = logging.getLogger("reward_server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reward-server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML file with ServerConfig keys (top level or a [server] table); flags override it")
+    parser.add_argument("--log-level", default="INFO")
+    for f in fields(ServerConfig):
+        flag = "--" + f.name.replace("_", "-")
+        doc = _doc(f.name)
+        if f.type in ("bool",):
+            parser.add_argument(flag, action="store_true", default=None, help=doc)
+            continue
+        kind: Any = {"int": int, "float": float, "int | None": int, "Path | None": Path}.get(str(f.type), str)
+        default = f.default if f.default is not MISSING else "(per machine)"
+        parser.add_argument(flag, type=kind, default=None, help=f"{doc} (default: {default})")
+    return parser
+
+
+def _doc(name: str) -> str:
+    import inspect
+
+    source = inspect.getsource(ServerConfig)
+    marker = f"    {name}:"
+    index = source.find(marker)
+    if index < 0:
+        return ""
+    rest = source[index:].split("\n", 2)
+    doc = rest[1].strip() if len(rest) > 1 else ""
+    return doc.strip('"').replace("%", "%%") if doc.startswith('"""') else ""
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    overrides = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if getattr(args, f.name, None) is not None}
+    if args.config:
+        return ServerConfig.from_toml(args.config, **overrides)
+    return ServerConfig(**overrides)
+
+
+async def serve(config: ServerConfig) -> int:
+    server = RewardServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except StartupError as exc:
+        print(f"reward-server: {exc}", file=sys.stderr)
+        await server.stop(grace_s=0)
+        return 2
+    print(f"reward-server: listening on {config.host}:{server.port}, metrics on :{server.metrics_port or '-'}", file=sys.stderr, flush=True)
+    await stop.wait()
+    log.info("draining (grace %.0fs)", config.grace_s)
+    await server.stop()
+    log.info("stopped; every sandbox container removed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"reward-server: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
