@@ -88,7 +88,7 @@ def channel_target(targets: str | Sequence[str]) -> str:
 
 
 def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
-    config = {"loadBalancingConfig": [{"round_robin": {}}]}
+    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
     return [
         ("grpc.service_config", json.dumps(config)),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -285,10 +285,10 @@ class RewardClient:
             try:
                 return GroupScore.from_pb(self.stub.Score(request, timeout=self.options.timeout_s, metadata=self.metadata))
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 delay = backoff.next_delay() if code == grpc.StatusCode.UNAVAILABLE else None
                 if delay is None:
-                    raise RewardServiceError(code, exc.details() or "") from exc  # type: ignore[attr-defined]
+                    raise RewardServiceError(code, exc.details() or "") from exc
                 time.sleep(delay)
 
     def score_group(self, problem: pb.Problem, codes: Sequence[str], **kwargs: Any) -> GroupScore:

@@ -10,7 +10,7 @@ import enum
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
@@ -29,10 +29,10 @@ class Verdict(enum.Enum):
 
     @classmethod
     def from_pb(cls, value: int) -> Verdict:
-        return cls(pb.Verdict.Name(value))  # type: ignore[arg-type]
+        return cls(pb.Verdict.Name(value))
 
     def to_pb(self) -> int:
-        return int(pb.Verdict.Value(self.value))  # type: ignore[arg-type]
+        return int(pb.Verdict.Value(self.value))
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class CompletionScore:
 class GroupScore:
     request_id: str
     results: tuple[CompletionScore, ...]
+    raw: pb.ScoreResponse | None = field(default=None, compare=False, repr=False)
+    """The message this was read from."""
 
     @property
     def rewards(self) -> list[float | None]:
@@ -84,7 +86,7 @@ class GroupScore:
 
     @classmethod
     def from_pb(cls, msg: pb.ScoreResponse) -> GroupScore:
-        return cls(msg.request_id, tuple(CompletionScore.from_pb(r) for r in msg.results))
+        return cls(msg.request_id, tuple(CompletionScore.from_pb(r) for r in msg.results), raw=msg)
 
 
 def assert_test(code: str) -> pb.TestCase:
@@ -136,6 +138,6 @@ def make_request(
         request_id=request_id or uuid.uuid4().hex,
         problem=problem,
         completions=[pb.Completion(id=i, code=c) for i, c in zip(ids, codes)],
-        mode=pb.ScoringMode.Value(mode),  # type: ignore[arg-type]
+        mode=pb.ScoringMode.Value(mode),
         fail_fast=fail_fast,
     )

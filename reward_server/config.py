@@ -44,8 +44,11 @@ class ServerConfig:
     tls_key: Path | None = None
     insecure: bool = False
     """Allow a non-loopback address without TLS and token. This server runs arbitrary code."""
+    drain_s: float = 2.0
+    """On SIGTERM, how long to keep answering with health NOT_SERVING, so that load balancers
+    and clients move to other servers, before new calls are refused."""
     grace_s: float = 30.0
-    """On SIGTERM, how long in-flight requests get to finish."""
+    """Then, how long in-flight requests get to finish."""
 
     def __post_init__(self) -> None:
         for name in ("max_completions", "max_code_bytes", "max_test_bytes", "max_tests", "max_queue", "workers"):

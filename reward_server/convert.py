@@ -27,8 +27,8 @@ def to_mode(mode: int) -> ScoringMode:
 def to_completion_result(completion_id: str, result: ProgramResult, mode: ScoringMode, deduplicated: bool) -> pb.CompletionResult:
     msg = pb.CompletionResult(
         id=completion_id,
-        verdict=pb.Verdict.Value(result.verdict.value),  # type: ignore[arg-type]
-        tests=[pb.TestResult(verdict=pb.Verdict.Value(t.verdict.value), wall_time_s=t.wall_time_s, detail=t.detail) for t in result.tests],  # type: ignore[arg-type]
+        verdict=pb.Verdict.Value(result.verdict.value),
+        tests=[pb.TestResult(verdict=pb.Verdict.Value(t.verdict.value), wall_time_s=t.wall_time_s, detail=t.detail) for t in result.tests],
         passed=result.passed,
         total=result.total,
         wall_time_s=result.wall_time_s,

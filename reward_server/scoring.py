@@ -11,7 +11,7 @@ import asyncio
 
 from codereward.v1 import reward_pb2 as pb
 from sandboxes.pool import SandboxPool
-from sandboxes.types import ProgramResult
+from sandboxes.types import Problem, ProgramResult
 
 from .config import ServerConfig
 from .convert import to_completion_result, to_mode, to_problem
@@ -29,8 +29,8 @@ class Scorer:
         metrics.queue_limit.set(config.max_queue)
         metrics.admitted.set_function(lambda: self.admitted)
 
-    async def _run(self, problem: object, code: str, fail_fast: bool) -> ProgramResult:
-        result = await self.pool.run(problem, code, fail_fast=fail_fast)  # type: ignore[arg-type]
+    async def _run(self, problem: Problem, code: str, fail_fast: bool) -> ProgramResult:
+        result = await self.pool.run(problem, code, fail_fast=fail_fast)
         self.metrics.program_done(result)
         return result
 

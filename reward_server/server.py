@@ -132,11 +132,15 @@ class RewardServer:
                 await self._set_health(wanted)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain: NOT_SERVING, refuse new calls, let in-flight ones finish, remove containers."""
+        """Drain: NOT_SERVING for `drain_s` (still answering), then refuse new calls, let
+        in-flight ones finish within the grace period, remove every container.
+        `grace_s=0` stops at once (no drain)."""
         self._draining = True
         await self._set_health(NOT_SERVING)
         if self._monitor is not None:
             self._monitor.cancel()
+        if self.server is not None and grace_s != 0:
+            await asyncio.sleep(self.config.drain_s)
         if self.server is not None:
             await self.server.stop(self.config.grace_s if grace_s is None else grace_s)
         if self.pool is not None:

