@@ -138,22 +138,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "convert":
         return _convert(args)
-    client = AsyncRewardClient(args.target, _options(args))
     if args.command == "health":
         try:
-            print(asyncio.run(client.health()))
+            print(asyncio.run(_health(args)))
         except Exception as exc:
             print(f"reward-client: {exc}", file=sys.stderr)
             return 1
         return 0
     began = time.monotonic()
     try:
-        counts = asyncio.run(score_file(client, args.input, args.output, args.concurrency, progress=not args.quiet))
+        counts = asyncio.run(_score(args))
     except OSError as exc:
         print(f"reward-client: {exc}", file=sys.stderr)
         return 2
     print(_summary(counts, time.monotonic() - began), file=sys.stderr)
     return 0
+
+
+async def _health(args: argparse.Namespace) -> str:
+    async with AsyncRewardClient(args.target, _options(args)) as client:  # grpc.aio: made inside the loop
+        return await client.health()
+
+
+async def _score(args: argparse.Namespace) -> collections.Counter[str]:
+    async with AsyncRewardClient(args.target, _options(args)) as client:
+        return await score_file(client, args.input, args.output, args.concurrency, progress=not args.quiet)
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -45,12 +45,9 @@ class _PlainChecker:
 
     def __init__(self) -> None:
         import collections
-        import fractions
 
         self._trusted: dict[tuple[type, str], Any] = {
-            (cls, name): cls.__dict__.get(name)
-            for cls in (collections.Counter, collections.OrderedDict, fractions.Fraction)
-            for name in self._COMPARISONS
+            (cls, name): cls.__dict__.get(name) for cls in (collections.Counter, collections.OrderedDict) for name in self._COMPARISONS
         }
 
     def _type_ok(self, cls: type) -> bool:

@@ -57,8 +57,9 @@ READ_CHUNK = 65536
 RESULT_SLACK = 1 << 20  # a call test's return value may be larger than its printed output cap
 FILE_SIZE_LIMIT = 64 * 1024 * 1024
 # Imported once here so that forked test processes find them loaded instead of paying for
-# the import in every process.
-PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "fractions", "decimal", "statistics", "random", "copy", "datetime", "hashlib", "operator", "array", "dataclasses", "enum")
+# the import in every process. Kept small: every module makes each fork slower (measured in
+# the image: bare 0.78 ms, these 0.91 ms, adding decimal/statistics/random/datetime 1.11 ms).
+PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string")
 GC_REFREEZE_EVERY = 100
 COMPILE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 
@@ -305,7 +306,7 @@ class Runner:
         if self.spare is not None and self.spare_exposed:
             self.spare.close()
             self.spare = None
-        if kill_strays(keep=self.spare.pid if self.spare else None):
+        if kill_strays(keep=self.spare.pid if self.spare else None, wait=True):
             return "stray_processes"
         if fingerprint() != self.fingerprint:
             return "runner_tampered"

@@ -197,33 +197,46 @@ def _reap() -> None:
             return
 
 
-def kill_strays(keep: int | None = None, deadline_s: float = 1.0) -> int:
+def kill_strays(keep: int | None = None, deadline_s: float = 1.0, wait: bool = False) -> int:
     """Kill every process in this PID namespace but the runner (and `keep`, the waiting
-    spare); return how many survived the deadline.
+    spare); return how many could not be killed before the deadline.
 
     Only safe as PID 1 of a PID namespace: there `kill(-1)` reaches exactly the container.
-    With a process to keep, each round kills what it lists; a fork bomb cannot outrun this
-    for long, since killed processes fork no more and the pids limit caps the rest.
+    A process that has been sent SIGKILL never runs user code again, so it need not be
+    waited for (it is reaped later); the sweep repeats only while new processes appear,
+    which a fork bomb cannot keep up for long: killed processes fork no more and the pids
+    limit caps the rest. With `wait`, also waits (until the deadline) for every killed process
+    to be gone from the process table, reaped: what the end of a job does, off the critical
+    path, so that no trace of a job is visible to the next.
     """
     end = time.monotonic() + deadline_s
-    while True:
+    targets = {pid for pid in other_pids() if pid != keep}
+    while targets:
         if keep is None:
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         else:
-            for pid in other_pids():
-                if pid != keep:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            for pid in targets:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         _reap()
+        killed = targets
+        targets = {pid for pid in other_pids() if pid != keep} - killed
+        if targets and time.monotonic() > end:
+            return len(targets)
+    while wait:
         left = [pid for pid in other_pids() if pid != keep]
-        if not left or time.monotonic() > end:
+        if not left:
+            break
+        if time.monotonic() > end:
             return len(left)
         time.sleep(0.001)
+        _reap()
+    return 0
 
 
 def wipe_work_dirs() -> list[str]:
