@@ -248,3 +248,28 @@ async def test_pool_state_counts_busy_idle_and_waiting(single_pool: SandboxPool)
     assert single_pool.idle == 0 and single_pool.size == 1
     assert all(r.verdict is Verdict.PASSED for r in await asyncio.gather(*jobs))
     assert (single_pool.busy, single_pool.waiting, single_pool.idle) == (0, 0, 1)
+
+
+async def test_a_test_that_ends_its_process_leaves_the_others_their_verdicts(pool: SandboxPool) -> None:
+    """Tests of a program share a process (each in a fresh namespace) until one ends it."""
+    program = "import os, ctypes, time\ndef f(x):\n    if x == -1:\n        os._exit(0)\n    if x == -2:\n        ctypes.string_at(0)\n    if x == -3:\n        time.sleep(60)\n    return x\n"
+    checks = problem(
+        AssertTest("assert f(1) == 1"),
+        AssertTest("assert f(-1) == -1"),
+        AssertTest("assert f(2) == 2"),
+        AssertTest("assert f(-2) == -2"),
+        AssertTest("assert f(-3) == -3"),
+        AssertTest("assert f(3) == 3"),
+        AssertTest("assert f(4) == 5"),
+    )
+    result = await pool.run(checks, program)
+    assert [t.verdict for t in result.tests] == [
+        Verdict.PASSED,
+        Verdict.RUNTIME_ERROR,
+        Verdict.PASSED,
+        Verdict.RUNTIME_ERROR,
+        Verdict.TIMEOUT,
+        Verdict.PASSED,
+        Verdict.FAILED,
+    ]
+    assert "SIGSEGV" in result.tests[3].detail

@@ -166,22 +166,16 @@ def _error(exc: BaseException, stage: str) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": message[:1000], "where": where[:1000], "stage": stage}
 
 
-def run(
-    kind: str,
-    nonce: str,
-    result_fd: int,
-    program: CodeType,
-    setup: CodeType | None,
-    test: CodeType | None,
-    entry_point: str,
-    args_json: str,
-) -> None:
-    """Run one test in this (already isolated) process and exit. Never returns."""
+def run(tests: list[dict[str, Any]], result_fd: int, program: CodeType, setup: CodeType | None, entry_point: str) -> None:
+    """Run tests one after the other in this (already isolated) process, then exit. Never
+    returns. Each test gets a fresh namespace in which setup_code and the program run again;
+    each sends its own report, bearing its own nonce. (`io` tests come one per process: their
+    stdout is the output.)"""
     _exit, _write, _dumps, _loads, _exec = os._exit, os.write, json.dumps, json.loads, exec
     _sys_stdout, _sys_stderr, _flush_err = sys.stdout, sys.stderr, sys.stderr.flush
     checker = _CHECKER
 
-    def report(payload: dict[str, Any]) -> None:
+    def report(nonce: str, payload: dict[str, Any]) -> None:
         for stream in (_sys_stdout, _sys_stderr):
             try:
                 stream.flush()
@@ -193,45 +187,49 @@ def run(
         while view:
             view = view[_write(result_fd, view) :]
 
-    namespace: dict[str, Any] = {"__name__": "__main__" if kind == "io" else "solution", "__builtins__": builtins}
-    stage = "setup"
-    try:
-        if setup is not None:
-            _exec(setup, namespace)
-        stage = "program"
-        _exec(program, namespace)
-        if kind == "assert":
-            stage = "test"
-            namespace[PLAIN_NAME] = checker
-            _exec(test, namespace)  # type: ignore[arg-type]  # assert tests always carry code
-            report({"ok": True})
-        elif kind == "call":
-            stage = "test"
-            func = namespace.get(entry_point)
-            if not callable(func):
-                raise NameError(f"entry point {entry_point!r} is not defined by the program")
-            value = func(*_loads(args_json))
+    def one(kind: str, nonce: str, test: CodeType | None, args_json: str) -> None:
+        namespace: dict[str, Any] = {"__name__": "__main__" if kind == "io" else "solution", "__builtins__": builtins}
+        stage = "setup"
+        try:
+            if setup is not None:
+                _exec(setup, namespace)
+            stage = "program"
+            _exec(program, namespace)
+            if kind == "assert":
+                stage = "test"
+                namespace[PLAIN_NAME] = checker
+                _exec(test, namespace)  # type: ignore[arg-type]  # assert tests always carry code
+                report(nonce, {"ok": True})
+            elif kind == "call":
+                stage = "test"
+                func = namespace.get(entry_point)
+                if not callable(func):
+                    raise NameError(f"entry point {entry_point!r} is not defined by the program")
+                value = func(*_loads(args_json))
+                try:
+                    converted = to_json(value)
+                except (TypeError, ValueError, RecursionError) as exc:
+                    report(nonce, {"not_json": str(exc)[:1000]})
+                    return
+                report(nonce, {"value": converted})
+            else:
+                report(nonce, {"ok": True})
+        except SystemExit as exc:
+            if kind == "io" and exc.code in (None, 0):
+                report(nonce, {"ok": True})
+                return
+            report(nonce, {"error": _error(exc, stage)})
+        except BaseException as exc:  # the program's own failure, reported for the runner to judge
             try:
-                converted = to_json(value)
-            except (TypeError, ValueError, RecursionError) as exc:
-                report({"not_json": str(exc)[:1000]})
-                _exit(0)
-            report({"value": converted})
-        else:
-            report({"ok": True})
-    except SystemExit as exc:
-        if kind == "io" and exc.code in (None, 0):
-            report({"ok": True})
-            _exit(0)
-        report({"error": _error(exc, stage)})
-    except BaseException as exc:  # the program's own failure, reported for the runner to judge
-        try:
-            traceback.print_exception(exc, file=_sys_stderr)
-            _flush_err()
-        except BaseException:
-            pass
-        try:
-            report({"error": _error(exc, stage)})
-        except BaseException:
-            _exit(1)
+                traceback.print_exception(exc, file=_sys_stderr)
+                _flush_err()
+            except BaseException:
+                pass
+            try:
+                report(nonce, {"error": _error(exc, stage)})
+            except BaseException:
+                _exit(1)
+
+    for test in tests:
+        one(test["kind"], test["nonce"], test["code"], test["args_json"])
     _exit(0)

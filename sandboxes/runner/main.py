@@ -156,24 +156,28 @@ class Runner:
         spare, self.spare = self.spare, None
         return spare if spare is not None else fork_spare()
 
-    def run_test(self, job: dict[str, Any], test: dict[str, Any], codes: dict[str, Any], more: bool) -> tuple[str, str, float]:
-        """Run one test; `more` when another test of this job follows (fork its spare now)."""
+    def run_batch(self, job: dict[str, Any], batch: list[tuple[int, dict[str, Any], Any]], codes: dict[str, Any], more: bool) -> dict[int, dict[str, Any]]:
+        """Run consecutive tests in one process, one after the other, each judged on its own.
+
+        `batch` holds (index, test, compiled test code); `more` when tests follow (fork their
+        process now). Returns the results of the tests that were decided; a test after one
+        that ended the process (crash, exit, timeout, output flood) is left out, to be run
+        in a fresh process.
+        """
         limits = job["limits"]
-        cpu_s = max(1, int(limits["time_limit_s"] + 0.999))
-        nonce = os.urandom(16).hex()
+        cpu_s = max(1, int(limits["time_limit_s"] + 0.999)) * len(batch)
+        nonces = [os.urandom(16).hex() for _ in batch]
         order = {
-            "kind": test["kind"],
-            "nonce": nonce,
+            "tests": [{"kind": t["kind"], "nonce": n, "code": code, "args_json": t.get("args_json", "[]")} for (_, t, code), n in zip(batch, nonces)],
             "program": codes["program"],
             "setup": codes["setup"],
-            "test": codes.get("test"),
             "sources": codes["sources"],
             "entry_point": job.get("entry_point", ""),
-            "args_json": test.get("args_json", "[]"),
             "cpu_s": cpu_s,
             "address_space": self.vsize + limits["memory_limit_mb"] * 1024 * 1024,
         }
-        stdin = test["stdin"].encode("utf-8", errors="surrogateescape") if test["kind"] == "io" else b""
+        first = batch[0][1]
+        stdin = first["stdin"].encode("utf-8", errors="surrogateescape") if first["kind"] == "io" else b""
         spare = self._take_spare()
         start = time.monotonic()
         try:
@@ -184,22 +188,50 @@ class Runner:
             spare = fork_spare()
             start = time.monotonic()
             give_order(spare, order, stdin)
-        if more:  # the next test's process, forked while this one runs
+        if more:  # the next process, forked while this one runs
             self.spare = fork_spare()
             self.spare_exposed = True  # this job's program could signal it: not for another job
-        output_cap = limits["output_limit_bytes"]
+        output_cap = limits["output_limit_bytes"] * len(batch)
         caps = {spare.stdout: output_cap, spare.stderr: output_cap, spare.result: output_cap + RESULT_SLACK}
         buffers: dict[int, bytearray] = {fd: bytearray() for fd in caps}
         watched = {*caps, spare.exit_fd}
         for fd in watched:
             self.selector.register(fd, selectors.EVENT_READ)
-        timed_out = exceeded = cancelled = reported = False
+        decided: dict[int, dict[str, Any]] = {}
+        current = 0  # position in the batch of the test running now
+        timed_out = exceeded = cancelled = stop = False
         status: int | None = None
         cpu = 0.0
-        deadline = start + limits["time_limit_s"]
+        began = start
+        fail_fast = job.get("fail_fast", False)
+
+        def settle(obs_status: int | None, now: float, timed_out: bool = False, exceeded: bool = False) -> None:
+            """Judge the running test, and start the next one's clock."""
+            nonlocal current, began, stop
+            index, test, _ = batch[current]
+            obs = Observation(
+                kind=test["kind"],
+                timed_out=timed_out,
+                output_exceeded=exceeded,
+                status=obs_status,
+                cpu_time_s=cpu,
+                cpu_limit_s=float(cpu_s),
+                stdout=bytes(buffers[spare.stdout]),
+                stderr=bytes(buffers[spare.stderr]),
+                result=bytes(buffers[spare.result]),
+                oom_killed=self._new_oom_kill(obs_status),
+            )
+            verdict, detail = judge(obs, nonces[current])
+            decided[index] = {"verdict": verdict, "wall_time_s": round(now - began, 6), "detail": detail}
+            stop = fail_fast and verdict != "PASSED"
+            current, began = current + 1, now
+
+        def reported() -> bool:
+            return current < len(batch) and not stop and parse_frame(bytes(buffers[spare.result]), nonces[current]) is not None
+
         try:
-            while status is None and not (reported or exceeded or cancelled or self.channel.closed):
-                remaining = deadline - time.monotonic()
+            while current < len(batch) and status is None and not (exceeded or cancelled or stop or self.channel.closed):
+                remaining = began + limits["time_limit_s"] - time.monotonic()
                 if remaining <= 0:
                     timed_out = True
                     break
@@ -220,19 +252,24 @@ class Runner:
                         if len(buffers[key.fd]) == before:  # end of file: stop watching
                             self.selector.unregister(key.fd)
                             watched.discard(key.fd)
-                        elif key.fd == spare.result:
-                            # The harness exits right after its report: no need to wait for it.
-                            reported = parse_frame(bytes(buffers[key.fd]), nonce) is not None
-            wall = time.monotonic() - start
+                while not exceeded and reported():
+                    settle(0, time.monotonic())
+            now = time.monotonic()
             if status is None:
                 os.kill(spare.pid, signal.SIGKILL)
-                if reported:
-                    status = 0  # it finished; the sweep below (or after the reply) reaps it
+                if current >= len(batch) or stop:
+                    status = 0  # every test it had to run reported; the sweep reaps it
                 else:
                     _, status, usage = os.wait4(spare.pid, 0)
                     cpu = usage.ru_utime + usage.ru_stime
             for fd in caps:  # what the process wrote just before it ended
                 exceeded |= _drain(fd, buffers[fd], caps[fd], blocking=False)
+            while not (timed_out or exceeded) and reported():  # reports that came with its end
+                settle(0, now)
+            if current < len(batch) and not stop and not (cancelled or self.channel.closed):
+                # This test ended the process, or ran out of time or output. The tests after
+                # it are left undecided: they run again in a fresh process.
+                settle(status, now, timed_out, exceeded)
         finally:
             for fd in watched:
                 self.selector.unregister(fd)
@@ -241,20 +278,7 @@ class Runner:
             spare.close()
         if cancelled or self.channel.closed:
             raise Cancelled()
-        obs = Observation(
-            kind=test["kind"],
-            timed_out=timed_out,
-            output_exceeded=exceeded,
-            status=status,
-            cpu_time_s=cpu,
-            cpu_limit_s=float(cpu_s),
-            stdout=bytes(buffers[spare.stdout]),
-            stderr=bytes(buffers[spare.stderr]),
-            result=bytes(buffers[spare.result]),
-            oom_killed=self._new_oom_kill(status),
-        )
-        verdict, detail = judge(obs, nonce)
-        return verdict, detail, wall
+        return decided
 
     @staticmethod
     def compile_job(job: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
@@ -275,26 +299,36 @@ class Runner:
     def run_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         os.makedirs(JOB_DIR, mode=0o700, exist_ok=True)
         codes, bad_verdict, bad_detail = self.compile_job(job)
-        results: list[dict[str, Any]] = []
-        stop = False
-        for index, test in enumerate(job["tests"]):
-            if codes is None or stop:
-                verdict, detail = (bad_verdict, bad_detail) if codes is None else ("SKIPPED", "")
-                results.append({"verdict": verdict, "wall_time_s": 0.0, "detail": detail})
-                continue
-            self._check_cancel(job["id"])
-            test_codes = codes
+        tests = job["tests"]
+        results: dict[int, dict[str, Any]] = {}
+        if codes is None:
+            return [{"verdict": bad_verdict, "wall_time_s": 0.0, "detail": bad_detail} for _ in tests]
+        pending: list[tuple[int, dict[str, Any], Any]] = []
+        sources = dict(codes["sources"])
+        for index, test in enumerate(tests):
+            code = None
             if test["kind"] == "assert":
                 try:
-                    test_codes = {**codes, "test": harness.compile_test(test["code"]), "sources": {**codes["sources"], "<test>": test["code"]}}
+                    code = harness.compile_test(test["code"])
                 except COMPILE_ERRORS as exc:
-                    results.append({"verdict": "SANDBOX_ERROR", "wall_time_s": 0.0, "detail": f"test code does not compile: {exc}"})
+                    results[index] = {"verdict": "SANDBOX_ERROR", "wall_time_s": 0.0, "detail": f"test code does not compile: {exc}"}
                     continue
-            more = index + 1 < len(job["tests"])
-            verdict, detail, wall = self.run_test(job, test, test_codes, more)
-            results.append({"verdict": verdict, "wall_time_s": round(wall, 6), "detail": detail})
-            stop = job.get("fail_fast", False) and verdict != "PASSED"
-        return results
+                sources["<test>"] = test["code"]  # for tracebacks (the last one wins: tests share the name)
+            pending.append((index, test, code))
+        codes = {**codes, "sources": sources}
+        failed = False
+        while pending and not failed:
+            self._check_cancel(job["id"])
+            # io tests run alone (their stdout is the output); others share a process.
+            size = 1 if pending[0][1]["kind"] == "io" else next((i for i, p in enumerate(pending) if p[1]["kind"] == "io"), len(pending))
+            batch, rest = pending[:size], pending[size:]
+            decided = self.run_batch(job, batch, codes, more=bool(rest))
+            results.update(decided)
+            pending = [p for p in batch if p[0] not in decided] + rest
+            failed = job.get("fail_fast", False) and any(r["verdict"] != "PASSED" for r in decided.values())
+        for index, _, _ in pending:
+            results[index] = {"verdict": "SKIPPED", "wall_time_s": 0.0, "detail": ""}
+        return [results[i] for i in range(len(tests))]
 
     def _clean_up(self) -> str | None:
         """After a job's reply: leave the container as a new one would be, or say why not.

@@ -176,7 +176,7 @@ def _await_order(fds: dict[int, int]) -> None:
         os.chdir(JOB_DIR)
         for filename, source in order["sources"].items():
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        harness.run(order["kind"], order["nonce"], 3, order["program"], order["setup"], order["test"], order["entry_point"], order["args_json"])
+        harness.run(order["tests"], 3, order["program"], order["setup"], order["entry_point"])
     finally:
         os._exit(70)
 
