@@ -116,7 +116,7 @@ def main() -> int:
     print(f"{'python3 -c subprocess per program, sequential':<48} {baseline:>11.1f}")
     print(f"{'gRPC ScoreStream, 164 groups':<48} {stream:>11.1f}   ({stream / baseline:.1f}x python3 -c)")
     print(f"{'reward-client score (process start included)':<48} {cli:>11.1f}   ({cli / baseline:.1f}x python3 -c)")
-    for label, times in (("3 asserts in one test", one_test), ("3 asserts as 3 tests (3 processes)", three_tests)):
+    for label, times in (("3 asserts in one test", one_test), ("3 asserts as 3 tests", three_tests)):
         p50, p99 = statistics.median(times) * 1e3, times[int(0.99 * len(times))] * 1e3
         print(f"group of 8 trivial completions, {label}, one client: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(times)} requests)")
     print(f"reward-server exited with {proc.returncode} after SIGTERM")

@@ -20,11 +20,16 @@ Covered, each by an adversarial test in `tests/test_sandbox_attacks.py`:
   profile, non-root uid 10001, pids limit (fork bombs), memory limit with swap equal to
   memory, CPU quota, nofile/fsize/core ulimits, a clean environment, nothing of the host
   mounted, no container log written to disk.
-- Per test, in the runner (PID 1 of the container): a fresh forked process with its own
-  session, pipes and working directory, every other descriptor closed; wall-clock limit
-  (SIGKILL), CPU-time limit (RLIMIT_CPU), address-space limit (RLIMIT_AS), output caps on
-  stdout, stderr and the report pipe; every other process in the container killed after
-  each test and the tmpfs emptied after each job, so nothing survives into the next job.
+- Per program, in the runner (PID 1 of the container): a fresh forked process with its own
+  session, pipes and working directory, every other descriptor closed. Its `assert` and
+  `call` tests run in it one after the other, each in a fresh namespace where setup_code and
+  the program run again; a test that crashes, exits or hangs ends that process, gets its own
+  verdict, and the remaining tests continue in a new process (`io` tests get one each).
+  Per-test wall-clock limit (SIGKILL), CPU-time limit (RLIMIT_CPU), address-space limit
+  (RLIMIT_AS), output caps on stdout, stderr and the report pipe; every other process in the
+  container killed after each process and the tmpfs emptied after each job, so nothing
+  survives into the next job. (State a test leaves outside the program's namespace, in an
+  imported module say, is seen by the program's later tests: never by another program.)
 - Verdicts are decided outside the untrusted process. The test process reports through a
   private pipe with a per-test nonce; a process that ends without that report (exit(0),
   os._exit(0), a thread that exits, a crash) has not passed. `io` and `call` outputs are
