@@ -47,17 +47,20 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
 
+        async def fail(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(exc, ServiceError):
+                await context.abort(exc.code, str(exc))
+            log.exception("%s failed", details.method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
         def unary(behavior: Any) -> Any:
             async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
                     return await behavior(request, context)
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
                     raise
                 except Exception as exc:
-                    log.exception("%s failed", details.method)
-                    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+                    await fail(exc, context)
 
             return wrapper
 
@@ -66,13 +69,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     async for response in behavior(requests, context):
                         yield response
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
                     raise
                 except Exception as exc:
-                    log.exception("%s failed", details.method)
-                    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+                    await fail(exc, context)
 
             return wrapper
 
