@@ -5,6 +5,7 @@ Measured in one run, on this machine:
                 the baseline, as DESIGN.md measured it
   gRPC stream   HumanEval's 164 canonical programs, one group each, over one ScoreStream
   CLI           the same 164 through `reward-client score` (convert + score, one command)
+  server CPU    the reward-server process's own CPU time per program during the stream run
   latency       one group of 8 distinct trivial completions with 3 asserts each (as one test,
                 and as three tests: a process each), one client, one request in flight:
                 p50 / p99 over --latency-requests requests
@@ -43,6 +44,12 @@ def start_server(workers: int) -> tuple[subprocess.Popen[str], int]:
         if match:
             return proc, int(match.group(1))
     raise SystemExit(f"reward-server did not start (exit {proc.wait()})")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def python_c_rate(programs: list[str], parallel: int) -> float:
@@ -105,9 +112,13 @@ def main() -> int:
     try:
         programs = [r.completions[0].code + "\n" + r.problem.tests[0].assert_code for r in humaneval_requests()]
         baseline = python_c_rate(programs, 1)  # as DESIGN.md measured it: one at a time
+        cpu_before = cpu_seconds(proc.pid)
         stream = asyncio.run(stream_rate(target))
+        server_cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1e3 / (164 + 20)
         cli = cli_rate(target)
+        cpu_before = cpu_seconds(proc.pid)
         one_test = sorted(asyncio.run(latencies(target, args.latency_requests, separate_tests=False)))
+        group_cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1e3 / ((args.latency_requests + 20) * 8)
         three_tests = sorted(asyncio.run(latencies(target, args.latency_requests, separate_tests=True)))
     finally:
         proc.terminate()
@@ -116,6 +127,7 @@ def main() -> int:
     print(f"{'python3 -c subprocess per program, sequential':<48} {baseline:>11.1f}")
     print(f"{'gRPC ScoreStream, 164 groups':<48} {stream:>11.1f}   ({stream / baseline:.1f}x python3 -c)")
     print(f"{'reward-client score (process start included)':<48} {cli:>11.1f}   ({cli / baseline:.1f}x python3 -c)")
+    print(f"reward-server's own CPU per program (gRPC, validation, queueing, sandbox I/O): {server_cpu_ms:.2f} ms with one program per request, {group_cpu_ms:.2f} ms in groups of 8")
     for label, times in (("3 asserts in one test", one_test), ("3 asserts as 3 tests", three_tests)):
         p50, p99 = statistics.median(times) * 1e3, times[int(0.99 * len(times))] * 1e3
         print(f"group of 8 trivial completions, {label}, one client: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(times)} requests)")

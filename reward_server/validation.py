@@ -6,6 +6,7 @@ Every error names the field (with its index) and the limit, e.g.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from codereward.v1 import reward_pb2 as pb
@@ -28,6 +29,17 @@ def _no_nul(field: str, text: str) -> None:
         raise InvalidRequest(f"{field}: contains a NUL character")
 
 
+@functools.lru_cache(maxsize=4096)
+def _compile_error(code: str) -> str:
+    """Why test code does not compile ("" when it does). Cached: a problem's tests come back
+    with every group and every epoch."""
+    try:
+        compile(code, "<test>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return str(exc)
+    return ""
+
+
 def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str) -> None:
     field = f"problem.tests[{index}]"
     kind = test.WhichOneof("kind")
@@ -38,10 +50,9 @@ def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str)
             raise InvalidRequest(f"{field}.assert_code: empty")
         _no_nul(f"{field}.assert_code", test.assert_code)
         _size(f"{field}.assert_code", test.assert_code, config.max_test_bytes)
-        try:
-            compile(test.assert_code, f"<{field}>", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            raise InvalidRequest(f"{field}.assert_code: does not compile: {exc}") from None
+        error = _compile_error(test.assert_code)
+        if error:
+            raise InvalidRequest(f"{field}.assert_code: does not compile: {error}")
     elif kind == "io":
         _size(f"{field}.io", test.io.stdin + test.io.expected_stdout, config.max_test_bytes)
     else:
