@@ -21,6 +21,7 @@ ensure_system_packages() {
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v runsc >/dev/null || missing+=(runsc)
+  command -v openssl >/dev/null || missing+=(openssl)
   python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"

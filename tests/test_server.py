@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -272,5 +274,25 @@ async def test_sandbox_errors_are_masked_not_zero(fast_config: SandboxConfig, do
             group = await job
             assert group.results[0].verdict is Verdict.SANDBOX_ERROR and group.results[0].reward is None and group.results[0].masked
             assert scrape(server)["codereward_sandbox_errors_total"] == 1
+    finally:
+        await server.stop(grace_s=0)
+
+
+async def test_tls_with_a_token(fast_config: SandboxConfig, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = await start_server(fast_config, tls_cert=cert, tls_key=key, token="t0k3n")
+    try:
+        target = f"127.0.0.1:{server.port}"
+        async with AsyncRewardClient(target, tls=True, tls_ca=cert, token="t0k3n") as client:
+            assert (await client.score_group(ADD, [GOOD])).rewards == [1.0]
+        async with AsyncRewardClient(target, token="t0k3n", retry_timeout_s=0.5) as plaintext:
+            with pytest.raises(RewardServiceError) as caught:
+                await plaintext.score_group(ADD, [GOOD])
+            assert caught.value.code == grpc.StatusCode.UNAVAILABLE  # no plaintext on a TLS port
     finally:
         await server.stop(grace_s=0)
