@@ -9,4 +9,4 @@ bench:  ## sandbox benchmark (HumanEval, ratios against baselines measured in th
 image:  ## build the sandbox image (idempotent)
 	bash -c 'source scripts/setup.sh && ensure_system_packages && ensure_venv && ensure_docker && ensure_image'
 lint:
-	.venv/bin/ruff check sandboxes reward_server reward_api tests bench && .venv/bin/mypy
+	.venv/bin/ruff check sandboxes reward_server reward_api trainer_client tests bench && .venv/bin/mypy

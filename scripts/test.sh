@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
 cd "$ROOT"
 log "lint and types"
-ruff check sandboxes reward_server reward_api tests bench
+ruff check sandboxes reward_server reward_api trainer_client tests bench
 mypy
 log "tests"
 pytest -q -rs "$@"

@@ -1,0 +1,98 @@
+"""GRPO math against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the trainer's math needs torch (pip install torch==2.13.0)")
+
+from trainer_client.grpo import aggregate, clipped_surrogate, group_advantages, grpo_loss, k3_kl  # noqa: E402
+
+NAN = float("nan")
+
+
+def test_the_worked_example() -> None:
+    adv = group_advantages(torch.tensor([[1.0, 1.0, 1.0, 0.0]]))
+    std = math.sqrt(0.75 * 0.25)  # population std: 0.433
+    expected = [0.25 / std] * 3 + [-0.75 / std]  # (+0.577, +0.577, +0.577, -1.732)
+    assert adv.values[0].tolist() == pytest.approx(expected, abs=1e-4)
+    assert adv.values[0].tolist() == pytest.approx([0.577, 0.577, 0.577, -1.732], abs=1e-3)
+    assert adv.valid.all() and not adv.zero_std.any()
+
+
+def test_all_equal_groups_carry_no_signal() -> None:
+    adv = group_advantages(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]))
+    assert adv.zero_std.tolist() == [True, True, False]
+    assert adv.frac_reward_zero_std == pytest.approx(2 / 3)
+    assert adv.values[:2].abs().sum() == 0 and not adv.valid[:2].any()
+
+
+def test_masked_rewards_are_left_out_of_the_statistics() -> None:
+    adv = group_advantages(torch.tensor([[1.0, NAN, 0.0, NAN], [1.0, NAN, NAN, NAN]]))
+    assert adv.values[0].tolist() == pytest.approx([1.0, 0.0, -1.0, 0.0])  # mean 0.5, std 0.5
+    assert adv.valid[0].tolist() == [True, False, True, False]
+    assert adv.zero_std.tolist() == [False, True]  # one valid reward: no signal
+
+
+def test_std_scaling_variants() -> None:
+    rewards = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    assert group_advantages(rewards, "none").values[0].tolist() == [0.5, -0.5]
+    batch_std = rewards.std(unbiased=False).item()  # over all 4: mean .75 -> .433
+    assert group_advantages(rewards, "batch").values[0].tolist() == pytest.approx([0.5 / batch_std, -0.5 / batch_std])
+
+
+def test_k3_is_non_negative_and_zero_when_policies_agree() -> None:
+    logp = torch.log(torch.tensor([0.5, 0.2, 0.9]))
+    assert k3_kl(logp, logp).tolist() == [0.0, 0.0, 0.0]
+    ref = torch.log(torch.tensor([0.25, 0.4, 0.9]))
+    kl = k3_kl(logp, ref)
+    # r = ref/p: 0.5 -> 0.5 - ln 0.5 - 1 = 0.19315; 2.0 -> 2 - ln 2 - 1 = 0.30685
+    assert kl.tolist() == pytest.approx([0.5 - math.log(0.5) - 1, 2 - math.log(2) - 1, 0.0], abs=1e-6)
+    assert (k3_kl(torch.randn(1000), torch.randn(1000)) >= 0).all()
+
+
+def test_clipped_surrogate_by_hand() -> None:
+    old = torch.zeros(4, 1)
+    logp = torch.log(torch.tensor([[1.5], [1.5], [0.5], [0.5]]))
+    adv = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    s = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28)
+    # r=1.5,A=+1: min(1.5, 1.28) = 1.28   r=1.5,A=-1: min(-1.5, -1.28) = -1.5
+    # r=0.5,A=+1: min(0.5, 0.8) = 0.5     r=0.5,A=-1: min(-0.5, -0.8) = -0.8
+    assert s.objective.squeeze(1).tolist() == pytest.approx([1.28, -1.5, 0.5, -0.8])
+    assert s.clipped_high.squeeze(1).tolist() == [True, False, False, False]
+    assert s.clipped_low.squeeze(1).tolist() == [False, False, False, True]
+
+
+def test_aggregations_and_masking() -> None:
+    per_token = torch.tensor([[1.0, 2.0, 3.0, 99.0], [4.0, 99.0, 99.0, 99.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])  # 99s are prompt/padding: never counted
+    assert aggregate(per_token, mask, "sequence-mean").item() == pytest.approx((2.0 + 4.0) / 2)
+    assert aggregate(per_token, mask, "token-mean").item() == pytest.approx(10.0 / 4)
+    assert aggregate(per_token, mask, "constant", constant=4).item() == pytest.approx(10.0 / (4 * 2))
+    with pytest.raises(ValueError, match="positive normaliser"):
+        aggregate(per_token, mask, "constant")
+
+
+def test_loss_at_the_old_policy_is_minus_the_mean_advantage() -> None:
+    logp = torch.log(torch.full((2, 3), 0.5))
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    parts = grpo_loss(logp, logp.detach(), torch.tensor([1.0, -0.5]), mask, beta=0.1, ref_logp=logp.detach())
+    assert parts.loss.item() == pytest.approx(-(1.0 - 0.5) / 2)
+    assert parts.kl == 0.0 and parts.clip_ratio_low == 0.0 and parts.clip_ratio_high == 0.0
+
+
+def test_gradient_pushes_up_good_completions() -> None:
+    logits = torch.zeros(2, 3, requires_grad=True)
+    logp = torch.nn.functional.logsigmoid(logits)
+    mask = torch.ones(2, 3)
+    grpo_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), mask).loss.backward()
+    assert logits.grad is not None
+    assert (logits.grad[0] < 0).all() and (logits.grad[1] > 0).all()  # descent raises row 0, lowers row 1
+
+
+def test_beta_needs_a_reference() -> None:
+    logp = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="ref_logp"):
+        grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.04)

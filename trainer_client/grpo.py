@@ -1,0 +1,152 @@
+"""The GRPO objective as small, pure tensor functions.
+
+Source: Shao et al., "DeepSeekMath" (2024), §4.1 (GRPO): G completions per prompt, advantage
+A_i = (R_i - mean R) / std R shared by every token of completion i, PPO's clipped surrogate
+(Schulman et al., 2017), and a KL penalty to the frozen reference model with the k3
+estimator (Schulman, "Approximating KL Divergence", 2020).
+
+Departures from the paper, each a knob users of TRL and verl know:
+- ε_low / ε_high may differ ("clip-higher", DAPO, Yu et al. 2025).
+- Loss aggregation: per-sequence mean then mean over sequences (the paper's), token-level
+  mean over the batch (DAPO), or a constant normaliser (Dr. GRPO, Liu et al. 2025).
+- Advantage scaling by the group's std (the paper's), the batch's std, or none (Dr. GRPO).
+- Masked rewards (NaN: the sandbox failed, not the program) are left out of the group's
+  statistics and out of the loss; a group whose valid rewards are all equal carries no signal
+  and is left out too (reported as `frac_reward_zero_std`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+StdScaling = Literal["group", "batch", "none"]
+Aggregation = Literal["sequence-mean", "token-mean", "constant"]
+
+
+@dataclass(frozen=True)
+class Advantages:
+    values: Tensor  # [B, G]: 0 where masked or where the group has no signal
+    valid: Tensor  # [B, G] bool: completions that enter the loss
+    zero_std: Tensor  # [B] bool: groups whose valid rewards are all equal (or fewer than 2)
+
+    @property
+    def frac_reward_zero_std(self) -> float:
+        return float(self.zero_std.float().mean()) if self.zero_std.numel() else 0.0
+
+
+def group_advantages(rewards: Tensor, std_scaling: StdScaling = "group", eps: float = 1e-4) -> Advantages:
+    """A = (R - mean_group R) / std, population std, per group of G completions.
+
+    `rewards` is [B, G] with NaN for masked rewards. Worked example: R = (1, 1, 1, 0) gives
+    mean 0.75, std 0.433, A = (+0.577, +0.577, +0.577, -1.732).
+    """
+    present = ~torch.isnan(rewards)
+    filled = torch.where(present, rewards, torch.zeros_like(rewards))
+    count = present.sum(dim=1, keepdim=True)
+    mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)
+    centred = torch.where(present, rewards - mean, torch.zeros_like(rewards))
+    group_std = (centred.pow(2).sum(dim=1, keepdim=True) / count.clamp(min=1)).sqrt()
+    zero_std = (count.squeeze(1) < 2) | (group_std.squeeze(1) < eps)
+    valid = present & ~zero_std.unsqueeze(1)
+    if std_scaling == "group":
+        scale = group_std
+    elif std_scaling == "batch":
+        scale = rewards[present].std(unbiased=False).reshape(1, 1) if present.any() else torch.ones(1, 1)
+    else:
+        scale = torch.ones_like(group_std)
+    values = torch.where(valid, centred / scale.clamp(min=eps), torch.zeros_like(rewards))
+    return Advantages(values=values, valid=valid, zero_std=zero_std)
+
+
+def k3_kl(logp: Tensor, ref_logp: Tensor) -> Tensor:
+    """Per-token k3 estimate of KL(π_θ ‖ π_ref): r - log r - 1 with r = π_ref/π_θ; ≥ 0, and 0
+    exactly when the two agree (Schulman 2020)."""
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    objective: Tensor  # [N, T]: min(r·A, clip(r)·A) per token
+    clipped_low: Tensor  # [N, T] bool: r < 1-ε_low with A < 0 (the clip bound is what counts)
+    clipped_high: Tensor  # [N, T] bool: r > 1+ε_high with A > 0
+
+
+def clipped_surrogate(logp: Tensor, old_logp: Tensor, advantages: Tensor, eps_low: float, eps_high: float) -> Surrogate:
+    """PPO's clipped objective per token; `advantages` is [N] (one per sequence) or [N, T]."""
+    if advantages.dim() == 1:
+        advantages = advantages.unsqueeze(1)
+    ratio = torch.exp(logp - old_logp)
+    clipped_ratio = ratio.clamp(1 - eps_low, 1 + eps_high)
+    objective = torch.minimum(ratio * advantages, clipped_ratio * advantages)
+    return Surrogate(
+        objective=objective,
+        clipped_low=(ratio < 1 - eps_low) & (advantages < 0),
+        clipped_high=(ratio > 1 + eps_high) & (advantages > 0),
+    )
+
+
+def aggregate(per_token: Tensor, mask: Tensor, mode: Aggregation, constant: float | None = None) -> Tensor:
+    """Reduce a per-token loss [N, T] over the tokens in `mask` (completion tokens of the
+    sequences that enter the loss; prompt and padding are 0)."""
+    mask = mask.to(per_token.dtype)
+    if mode == "sequence-mean":
+        lengths = mask.sum(dim=1)
+        keep = lengths > 0
+        if not keep.any():
+            return per_token.sum() * 0
+        return ((per_token * mask).sum(dim=1)[keep] / lengths[keep]).mean()
+    if mode == "token-mean":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    if constant is None or constant <= 0:
+        raise ValueError("aggregation 'constant' needs a positive normaliser (e.g. the maximum completion length)")
+    return (per_token * mask).sum() / (constant * mask.shape[0])
+
+
+@dataclass(frozen=True)
+class LossParts:
+    loss: Tensor
+    kl: float
+    clip_ratio_low: float
+    clip_ratio_high: float
+
+
+def grpo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    eps_low: float = 0.2,
+    eps_high: float = 0.2,
+    beta: float = 0.0,
+    ref_logp: Tensor | None = None,
+    aggregation: Aggregation = "sequence-mean",
+    constant: float | None = None,
+) -> LossParts:
+    """-(clipped surrogate - β·KL_k3), aggregated over the completion tokens in `mask`.
+
+    logp, old_logp, ref_logp, mask: [N, T] (N completions, token-aligned); advantages: [N].
+    Completions left out of the loss (masked rewards, zero-variance groups) have an all-zero
+    mask row.
+    """
+    surrogate = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
+    per_token = -surrogate.objective
+    kl_value = 0.0
+    if beta > 0:
+        if ref_logp is None:
+            raise ValueError("beta > 0 needs ref_logp (the reference model's log-probabilities)")
+        kl = k3_kl(logp, ref_logp)
+        per_token = per_token + beta * kl
+        kl_value = float((kl * mask).sum() / mask.sum().clamp(min=1))
+    tokens = mask.sum().clamp(min=1)
+    return LossParts(
+        loss=aggregate(per_token, mask, aggregation, constant),
+        kl=kl_value,
+        clip_ratio_low=float((surrogate.clipped_low & mask.bool()).sum() / tokens),
+        clip_ratio_high=float((surrogate.clipped_high & mask.bool()).sum() / tokens),
+    )
