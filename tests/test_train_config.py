@@ -1,0 +1,59 @@
+"""The trainer's config: defaults valid, bad combinations refused with the fix, TOML + --set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer_client.config import TrainConfig
+
+
+def test_defaults_are_valid_and_round_trip() -> None:
+    config = TrainConfig()
+    assert TrainConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "extra"}) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"group_size": 1}, "group_size=1: GRPO compares completions within a group"),
+        ({"epsilon_high": 1.5}, "epsilon_high=1.5 must be in (0, 1)"),
+        ({"beta": -0.1}, "beta=-0.1 must be >= 0"),
+        ({"temperature": 0.0}, "temperature=0.0 must be positive"),
+        ({"sampler": "tgi"}, "sampler='tgi': choose one of hf, vllm"),
+        ({"loss_aggregation": "sum"}, "choose one of sequence-mean, token-mean, constant"),
+        ({"prompts_per_step": 3, "grad_accumulation": 2}, "must be divisible by grad_accumulation=2"),
+    ],
+)
+def test_bad_values_are_refused_with_the_reason(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        TrainConfig(**overrides)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValueError) as caught:
+        TrainConfig(group_size=0, top_p=2.0)
+    assert "group_size=0" in str(caught.value) and "top_p=2.0" in str(caught.value)
+
+
+def test_toml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\ngroup_size = 8\nlearning_rate = 1e-5\nreward_servers = ["127.0.0.1:1", "127.0.0.1:2"]\noutput_dir = "out"\n\n[extra]\nnote = "x"\n')
+    config = TrainConfig.load(path, ["group_size=6", "sampler=vllm", "beta=0.04", "reward_mode='FRACTION'"])
+    assert (config.group_size, config.learning_rate, config.sampler, config.beta, config.reward_mode) == (6, 1e-5, "vllm", 0.04, "FRACTION")
+    assert config.reward_servers == ("127.0.0.1:1", "127.0.0.1:2") and config.output_dir == Path("out")
+    assert config.extra == {"note": "x"}
+
+
+def test_unknown_keys_name_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown config keys \\['grop_size'\\]"):
+        TrainConfig.load(None, ["grop_size=4"])
+    with pytest.raises(ValueError, match="expected key=value"):
+        TrainConfig.load(None, ["group_size"])
+
+
+def test_help_lists_every_field() -> None:
+    text = TrainConfig.help_text()
+    assert "group_size = 4" in text and "G: completions sampled per prompt" in text

