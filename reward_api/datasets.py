@@ -37,9 +37,9 @@ def _samples(path: Path | None) -> dict[str, list[str]]:
     return grouped
 
 
-def humaneval_problem(raw: dict[str, Any]) -> pb.Problem:
+def humaneval_problem(raw: dict[str, Any], setup_code: str = "") -> pb.Problem:
     test = f"{raw['test']}\ncheck({raw['entry_point']})\n"
-    return make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"])
+    return make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"], setup_code=setup_code)
 
 
 def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING") -> Iterator[pb.ScoreRequest]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
+from reward_api.datasets import humaneval_problem
 from reward_api.types import assert_test, call_test, io_test, make_problem
 
 from .extract import needed_imports
@@ -55,8 +56,7 @@ def humaneval_problems(part: str = "all") -> list[TrainProblem]:
         raws = raws[HUMANEVAL_DEMO_SPLIT:]
     problems = []
     for raw in raws:
-        test = f"{raw['test']}\ncheck({raw['entry_point']})\n"
-        problem = make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"], setup_code=needed_imports(raw["prompt"]))
+        problem = humaneval_problem(raw, setup_code=needed_imports(raw["prompt"]))
         instruction = (
             f"Complete the Python function `{raw['entry_point']}` below. Answer with the whole function, "
             f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"

@@ -17,7 +17,6 @@ import ast
 import builtins
 import functools
 import json
-import linecache
 import os
 import sys
 import traceback
@@ -97,16 +96,6 @@ class _WrapComparisons(ast.NodeTransformer):
 # Built when the runner imports this module, before any program has run: the snapshot of
 # trusted comparison methods cannot be taken from a process a program has touched.
 _CHECKER = _PlainChecker()
-
-
-def register_source(filename: str, source: str) -> None:
-    """Let tracebacks quote lines of `source` (compiled from a string, so not on disk)."""
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-
-
-def compile_source(source: str, filename: str) -> CodeType:
-    register_source(filename, source)
-    return compile(source, filename, "exec", dont_inherit=True)  # not this module's __future__ flags
 
 
 @functools.lru_cache(maxsize=512)

@@ -286,12 +286,12 @@ class Runner:
         codes: dict[str, Any] = {"setup": None, "sources": {"<program>": job["program"]}}
         try:
             if job.get("setup_code"):
-                codes["setup"] = harness.compile_source(job["setup_code"], "<setup>")
+                codes["setup"] = compile(job["setup_code"], "<setup>", "exec", dont_inherit=True)
                 codes["sources"]["<setup>"] = job["setup_code"]
         except COMPILE_ERRORS as exc:
             return None, "SANDBOX_ERROR", f"setup_code does not compile: {exc}"
         try:
-            codes["program"] = harness.compile_source(job["program"], "<program>")
+            codes["program"] = compile(job["program"], "<program>", "exec", dont_inherit=True)
         except COMPILE_ERRORS as exc:
             return None, "SYNTAX_ERROR", f"{type(exc).__name__}: {exc}"
         return codes, "", ""
