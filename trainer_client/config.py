@@ -26,6 +26,10 @@ class TrainConfig:
     """Held-out problems for greedy pass@1 (never trained on)."""
     output_dir: Path = Path("runs/demo")
     """Checkpoints, metrics.jsonl, TensorBoard events and plots go here."""
+    resume_from: str = ""
+    """Resume a run: `latest` (the newest checkpoint in output_dir), a checkpoint folder, or empty for a fresh start."""
+    device: str = "auto"
+    """`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1`... fp32 on CPU, bf16 on GPU."""
     # -- reward servers -----------------------------------------------------------------------
     reward_servers: tuple[str, ...] = ()
     """HOST:PORT of reward servers (round-robin). Empty: start a local one for the run."""
@@ -33,6 +37,10 @@ class TrainConfig:
     """Bearer token for the reward servers."""
     reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
     """Reward per program: 1 if every test passed, or the fraction passed."""
+    reward_retry_timeout_s: float = 120.0
+    """How long unreachable reward servers are retried (groups in flight are resent) before the run stops with an error."""
+    local_server_workers: int = 0
+    """Sandbox containers of the local reward server started when reward_servers is empty (0: one per CPU core)."""
     # -- sampling -------------------------------------------------------------------------------
     sampler: Sampler = "hf"
     """`hf` (transformers generate) or `vllm`."""
@@ -46,6 +54,8 @@ class TrainConfig:
     top_p: float = 1.0
     # -- optimisation ---------------------------------------------------------------------------
     learning_rate: float = 1e-6
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     lr_schedule: Schedule = "constant"
     warmup_steps: int = 0
     max_steps: int = 10
@@ -71,14 +81,22 @@ class TrainConfig:
     # -- evaluation and saving ----------------------------------------------------------------
     eval_every: int = 0
     """Held-out greedy pass@1 every N steps (0: only before and after training)."""
+    eval_limit: int = 0
+    """Evaluate on the first N held-out problems only (0: all)."""
+    eval_batch_size: int = 16
+    """Prompts per greedy generate call during evaluation."""
+    eval_max_completion_tokens: int = 0
+    """Longest evaluation completion (0: max_completion_tokens)."""
     save_every: int = 0
     """Checkpoint every N steps (0: only at the end)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to output_dir/tensorboard."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Unused keys from a TOML file's [extra] table, kept for tools built on top."""
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("group_size", "prompts_per_step", "max_completion_tokens", "max_steps", "updates_per_batch", "grad_accumulation"):
+        for name in ("group_size", "prompts_per_step", "max_completion_tokens", "max_steps", "updates_per_batch", "grad_accumulation", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.group_size < 2:
@@ -92,6 +110,11 @@ class TrainConfig:
                 problems.append(f"{name}={getattr(self, name)} must be in (0, 1)")
         if self.beta < 0:
             problems.append(f"beta={self.beta} must be >= 0 (0 disables the KL term)")
+        for name in ("eval_every", "save_every", "eval_limit", "eval_max_completion_tokens", "warmup_steps", "local_server_workers"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.weight_decay < 0 or self.max_grad_norm < 0 or self.reward_retry_timeout_s < 0:
+            problems.append("weight_decay, max_grad_norm and reward_retry_timeout_s must be >= 0")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate={self.learning_rate} must be positive")
         if self.prompts_per_step % self.grad_accumulation:

@@ -8,9 +8,14 @@ compared for off-policy corrections).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+GroupDone = Callable[[int, list[str]], None]
+"""Called with (group index, completion texts) as soon as every completion of a group has
+ended, while the rest of the batch is still being generated: the trainer sends the group to
+the reward server from here."""
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,39 @@ class Completion:
 
 
 class Sampler(Protocol):
-    def sample(self, instructions: Sequence[str], group_size: int) -> list[list[Completion]]:
-        """`group_size` completions for each instruction, grouped by instruction."""
+    def sample(self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None) -> list[list[Completion]]:
+        """`group_size` completions for each instruction, grouped by instruction (greedy:
+        the most likely completion, `group_size` should then be 1)."""
         ...
+
+
+class _GroupWatch:
+    """A stopping criterion that never stops anything: it only notices, after each decoding
+    step, which groups have all their rows ended and reports them once."""
+
+    def __init__(self, prompt_len: int, group_size: int, eos: int, decode: Callable[[list[int]], str], callback: GroupDone) -> None:
+        self.prompt_len = prompt_len
+        self.group_size = group_size
+        self.eos = eos
+        self.decode = decode
+        self.callback = callback
+        self.reported: set[int] = set()
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_len :]
+        ended = (generated == self.eos).any(dim=1).tolist()
+        for group in range(len(ended) // self.group_size):
+            rows = range(group * self.group_size, (group + 1) * self.group_size)
+            if group not in self.reported and all(ended[r] for r in rows):
+                self.reported.add(group)
+                self.callback(group, [self.decode(_until_eos(generated[r].tolist(), self.eos)) for r in rows])
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def _until_eos(tokens: list[int], eos: int) -> list[int]:
+    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
 
 
 class HFSampler:
@@ -47,31 +82,37 @@ class HFSampler:
             return str(self.tokenizer.apply_chat_template([{"role": "user", "content": instruction}], add_generation_prompt=True, tokenize=False))
         return instruction + "\n"
 
-    def sample(self, instructions: Sequence[str], group_size: int) -> list[list[Completion]]:
+    def sample(self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None) -> list[list[Completion]]:
         import torch
+        from transformers import StoppingCriteriaList
 
         texts = [self.chat_prompt(i) for i in instructions]
         encoded = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         input_ids = encoded["input_ids"].repeat_interleave(group_size, dim=0)
         attention = encoded["attention_mask"].repeat_interleave(group_size, dim=0)
         eos = self.tokenizer.eos_token_id
+        prompt_len = input_ids.shape[1]
+        decode = self._decode
+        watch = _GroupWatch(prompt_len, group_size, eos, decode, on_group_done) if on_group_done else None
+        sampling = {"do_sample": False} if greedy else {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0}
+        was_training = self.model.training
+        self.model.eval()  # generation keeps its KV cache even when gradient checkpointing is on
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
-                do_sample=True,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                top_k=0,
+                **sampling,
                 max_new_tokens=self.max_new_tokens,
+                stopping_criteria=StoppingCriteriaList([watch]) if watch else None,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=eos,
                 output_logits=True,
                 return_dict_in_generate=True,
             )
-        prompt_len = input_ids.shape[1]
+        self.model.train(was_training)
         generated = out.sequences[:, prompt_len:]
-        logits = torch.stack(out.logits, dim=1).float() / self.temperature  # [N, steps, V]
+        temperature = 1.0 if greedy else self.temperature
+        logits = torch.stack(out.logits, dim=1).float() / temperature  # [N, steps, V]
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, generated[:, : logits.shape[1]].unsqueeze(-1)).squeeze(-1)
         groups: list[list[Completion]] = []
         for row in range(generated.shape[0]):
@@ -81,11 +122,18 @@ class HFSampler:
             completion = Completion(
                 prompt_ids=tuple(prompt),
                 completion_ids=tuple(tokens[:end]),
-                text=self.tokenizer.decode(tokens[:end], skip_special_tokens=True),
+                text=decode(tokens[:end]),
                 logprobs=tuple(logprobs[row, :end].tolist()),
                 truncated=eos not in tokens[:end],
             )
             if row % group_size == 0:
                 groups.append([])
             groups[-1].append(completion)
+        if watch is not None:  # the groups that ran to max_new_tokens
+            for index, group in enumerate(groups):
+                if index not in watch.reported:
+                    on_group_done(index, [c.text for c in group])  # type: ignore[misc]  # watch implies a callback
         return groups
+
+    def _decode(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode(tokens, skip_special_tokens=True))

@@ -1,0 +1,127 @@
+"""A real GRPO run: a tiny randomly initialised model of SmolLM2's architecture (and its real
+tokenizer), a real reward server process on loopback, real Docker sandboxes.
+
+The tiny model is random but not hopeless: its embeddings carry one constant dimension that
+the LM head reads for the end-of-sequence token only, so about a third of the time it
+answers with nothing at all. The training problem is passed by an empty program and failed
+by almost any random text, so groups have reward variance and the update has a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs torch (the trainer extra)")
+transformers = pytest.importorskip("transformers", reason="needs transformers (the trainer extra)")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from trainer_client import model as model_module  # noqa: E402
+from trainer_client.config import TrainConfig  # noqa: E402
+from trainer_client.rewards import LocalRewardServer  # noqa: E402
+from trainer_client.trainer import GRPOTrainer, problem_at  # noqa: E402
+
+pytestmark = [pytest.mark.docker]
+
+try:
+    GGUF_DIR = model_module._gguf_dir()
+except RuntimeError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=model_module.GGUF_FILE)
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 10.0  # a constant feature...
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[tokenizer.eos_token_id, 0] = 1.8  # ...that only the end token's logit reads: P(end) ≈ 0.3 per step
+    path = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def problems_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "problems.jsonl"
+    rows = [{"id": f"quiet-{i}", "prompt": f"Say nothing ({i}).", "tests": [{"io": {"stdin": "", "expected_stdout": ""}}]} for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reward_server(sandbox_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: ARG001 — needs the image
+    with LocalRewardServer(tmp_path_factory.mktemp("server") / "server.log", workers=2) as server:
+        yield server.target
+
+
+def tiny_config(model: Path, data: Path, out: Path, **overrides: object) -> TrainConfig:
+    base = dict(
+        model=str(model), dataset=str(data), eval_dataset=str(data), output_dir=out, group_size=6, prompts_per_step=2,
+        max_completion_tokens=12, learning_rate=1e-2, max_steps=2, seed=3, tensorboard=True, device="cpu",
+    )
+    base.update(overrides)
+    return TrainConfig.from_dict(base)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_two_steps_train_log_and_resume_exactly(tiny_model_dir: Path, problems_file: Path, reward_server: str, tmp_path: Path) -> None:
+    full = tiny_config(tiny_model_dir, problems_file, tmp_path / "full", reward_servers=(reward_server,), save_every=1, eval_limit=3)
+    summary = GRPOTrainer(full, progress=False).train()
+    assert summary.steps == 2
+
+    records = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["step"] > 0]
+    assert [r["step"] for r in steps] == [1, 2]
+    for r in steps:
+        for key in ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/clipped_ratio", "clip_ratio/low_mean",
+                    "clip_ratio/high_mean", "kl", "entropy", "grad_norm", "loss", "time/generation", "time/reward_wait", "time/update", "time/step", "tokens_per_s"):
+            assert key in r, key
+        assert math.isfinite(r["loss"]) and r["update_skipped"] == 0
+        assert 0 < r["reward"] < 1 and r["grad_norm"] > 0  # the problem gives signal; the update used it
+    assert records[0]["step"] == 0 and "eval/pass@1" in records[0] and "eval/pass@1" in steps[-1]
+    assert list((tmp_path / "full" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "full" / "training.png").stat().st_size > 1000
+
+    start, after_one, after_two = weights(tiny_model_dir), weights(tmp_path / "full/checkpoints/step-000001"), weights(tmp_path / "full/checkpoints/step-000002")
+    assert any(not torch.equal(start[k], after_one[k]) for k in start)
+    assert any(not torch.equal(after_one[k], after_two[k]) for k in start)
+
+    # Resume from step 1 in a new trainer: step 2 is replayed bit for bit.
+    resumed = tiny_config(tiny_model_dir, problems_file, tmp_path / "resumed", reward_servers=(reward_server,), eval_dataset="",
+                          resume_from=str(tmp_path / "full/checkpoints/step-000001"))
+    assert GRPOTrainer(resumed, progress=False).train().steps == 2
+    again = weights(tmp_path / "resumed/checkpoints/step-000002")
+    assert all(torch.equal(after_two[k], again[k]) for k in after_two)
+    second = json.loads((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert second["step"] == 2 and second["reward"] == steps[1]["reward"] and second["loss"] == steps[1]["loss"]
+
+
+def test_without_servers_the_trainer_runs_its_own_and_stops_it(tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object) -> None:
+    config = tiny_config(tiny_model_dir, problems_file, tmp_path / "run", max_steps=1, eval_dataset="", local_server_workers=1, tensorboard=False)
+    GRPOTrainer(config, progress=False).train()
+    log = (tmp_path / "run" / "reward-server.log").read_text()
+    assert "listening on 127.0.0.1:" in log and "every sandbox container removed" in log  # started, then stopped cleanly
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 1
+
+
+def test_data_order_is_a_fresh_permutation_each_epoch() -> None:
+    first = [problem_at(i, 5, seed=1) for i in range(5)]
+    second = [problem_at(i, 5, seed=1) for i in range(5, 10)]
+    assert sorted(first) == sorted(second) == list(range(5))
+    assert first != second  # (for this seed) epochs differ in order
+    assert [problem_at(i, 5, seed=1) for i in range(5)] == first  # and the order is a function of the position alone

@@ -1,0 +1,160 @@
+"""Rewards for the trainer: groups go to reward servers the moment they are sampled.
+
+The trainer's sampling and updates are synchronous torch code; scoring runs on an asyncio
+event loop in a background thread (`RewardWorker`), over one `ScoreStream` per worker
+(`reward_api.client.ScoreSession`: it reconnects and resends unanswered groups when a server
+dies or restarts). `submit` returns a `concurrent.futures.Future` at once, so the server
+scores one group while the trainer samples the next.
+
+With no server given, `LocalRewardServer` starts `reward-server` as a separate process on a
+free loopback port (the trainer never imports the server: DESIGN.md's layering) and stops
+it at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from codereward.v1 import reward_pb2 as pb
+from reward_api.client import AsyncRewardClient, ClientOptions, RewardServiceError, ScoreSession
+from reward_api.types import GroupScore
+
+
+class RewardUnavailable(RuntimeError):
+    """The reward servers could not be reached (after retrying) or refused a group."""
+
+
+class RewardWorker:
+    """A background event loop holding one client and one scoring session."""
+
+    def __init__(self, targets: Sequence[str], options: ClientOptions) -> None:
+        self.targets = list(targets)
+        self.options = options
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="reward-worker", daemon=True)
+        self._client: AsyncRewardClient | None = None
+        self._session: ScoreSession | None = None
+
+    def __enter__(self) -> RewardWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self._open())
+
+    async def _open(self) -> None:
+        self._client = AsyncRewardClient(self.targets, self.options)
+        self._session = self._client.session()
+        await self._session.__aenter__()
+
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
+
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._close(), timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._loop.close()
+
+    def health(self) -> str:
+        assert self._client is not None
+        return str(self._call(self._client.health()))
+
+    def submit(self, request: pb.ScoreRequest) -> concurrent.futures.Future[GroupScore]:
+        """Send one group now; the future resolves to its GroupScore or raises RewardUnavailable."""
+        result: concurrent.futures.Future[GroupScore] = concurrent.futures.Future()
+
+        async def send() -> None:
+            assert self._session is not None
+            try:
+                result.set_result(await self._session.submit(request))
+            except RewardServiceError as exc:
+                result.set_exception(RewardUnavailable(f"reward servers {', '.join(self.targets)}: {exc}"))
+            except BaseException as exc:  # noqa: BLE001 — handed to the waiting trainer thread
+                result.set_exception(exc)
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop)
+        return result
+
+
+_LISTENING = re.compile(r"listening on (\S+):(\d+), metrics on :(\S+)")
+
+
+class LocalRewardServer:
+    """`reward-server` in a child process on 127.0.0.1, a free port; log in `log_path`."""
+
+    def __init__(self, log_path: Path, *, workers: int | None = None, extra_args: Sequence[str] = (), start_timeout_s: float = 300.0) -> None:
+        self.log_path = log_path
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.target = ""
+        self.metrics_port: int | None = None
+
+    def __enter__(self) -> LocalRewardServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "reward_server.main", "--port", "0", "--metrics-port", "0", "--drain-s", "0", "--grace-s", "5"]
+        if self.workers:
+            command += ["--workers", str(self.workers)]
+        command += self.extra_args
+        with open(self.log_path, "wb") as log:
+            # Own process group: a Ctrl-C in the terminal reaches the trainer, which then stops
+            # the server in order (SIGTERM: containers removed), instead of both at once.
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace")
+            match = _LISTENING.search(text)
+            if match:
+                self.target = f"127.0.0.1:{match.group(2)}"
+                self.metrics_port = int(match.group(3)) if match.group(3).isdigit() else None
+                return self.target
+            if self.process.poll() is not None:
+                tail = "\n".join(text.splitlines()[-15:])
+                raise RewardUnavailable(f"the local reward server exited with status {self.process.returncode} (log {self.log_path}):\n{tail}")
+            time.sleep(0.2)
+        self.stop()
+        raise RewardUnavailable(f"the local reward server was not ready after {self.start_timeout_s:.0f} s (log {self.log_path})")
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # drains, removes its containers, exits 0
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its containers die with its attach streams
+            self.process.wait()

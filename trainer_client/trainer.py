@@ -1,0 +1,366 @@
+"""The GRPO training loop.
+
+One step: take `prompts_per_step` problems; sample G completions each in one batched
+`generate`, sending each group to the reward server the moment its last completion ends
+(scoring overlaps the rest of the generation); wait for the groups still being scored;
+compute group-relative advantages; then μ optimizer updates over the completions that carry
+a signal (masked rewards and zero-variance groups are dropped before any forward pass: they
+would only cost time). `grpo.py` has the math and its sources.
+
+Departures from TRL's GRPOTrainer, on purpose:
+- No old-policy forward pass when μ = 1: the ratio is exactly 1 in value and its gradient is
+  that of log π, so `old_logp = logp.detach()` is the same computation, one forward cheaper.
+- Sampling runs with the KV cache even with gradient checkpointing on (the model is put in
+  eval mode for generation; checkpointing only acts in training mode).
+- The LM head runs on completion positions only (`logits_to_keep`), see `policy.py`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reward_api.client import ClientOptions
+from reward_api.types import GroupScore
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import TrainProblem, load_problems
+from .evaluate import EvalResult, evaluate, score_request
+from .grpo import group_advantages, grpo_loss
+from .logs import MetricsLog, plot_run
+from .model import load_model
+from .policy import Batch, logprobs_no_grad, make_batch, token_logprobs
+from .rewards import LocalRewardServer, RewardWorker
+from .sampling import Completion, HFSampler, Sampler
+
+
+@dataclass
+class RunSummary:
+    steps: int
+    output_dir: Path
+    eval_history: list[tuple[int, float]] = field(default_factory=list)
+    """(step, held-out greedy pass@1)."""
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    plot: Path | None = None
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def lr_lambda(config: TrainConfig, total_updates: int) -> Any:
+    warmup = config.warmup_steps * config.updates_per_batch
+
+    def factor(update: int) -> float:
+        if warmup and update < warmup:
+            return (update + 1) / warmup
+        if config.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, (update - warmup) / max(1, total_updates - warmup))
+        if config.lr_schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def problem_at(position: int, count: int, seed: int) -> int:
+    """The training order: each epoch a fresh permutation drawn from (seed, epoch), so the
+    problem at any position is known without replaying the run (exact resume)."""
+    epoch, offset = divmod(position, count)
+    order = list(range(count))
+    random.Random(f"{seed}-{epoch}").shuffle(order)
+    return order[offset]
+
+
+class GRPOTrainer:
+    def __init__(self, config: TrainConfig, *, sampler: Sampler | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress and sys.stderr.isatty()
+        self.device = pick_device(config.device)
+        self.state = ckpt.TrainState()
+        self._custom_sampler = sampler
+        self.worker: RewardWorker | None = None
+        self.log: MetricsLog | None = None
+        self.num_tokens = 0
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _setup(self, stack: contextlib.ExitStack) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        resume = self._resume_path()
+        self.model, self.tokenizer = load_model(str(resume) if resume else config.model, device=self.device)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.train()
+        self.ref_model = None
+        if config.beta > 0:
+            self.ref_model, _ = load_model(config.model, device=self.device)
+            self.ref_model.eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        total_updates = config.max_steps * config.updates_per_batch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, total_updates))
+        if resume:
+            self.state, _ = ckpt.load_trainer_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
+            print(f"grpo-train: resumed from {resume} at step {self.state.step}", file=sys.stderr)
+        self.sampler: Sampler = self._custom_sampler or HFSampler(
+            self.model, self.tokenizer, max_new_tokens=config.max_completion_tokens, temperature=config.temperature, top_p=config.top_p
+        )
+        eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
+        self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
+        self.problems = load_problems(config.dataset)
+        self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset else []
+        if config.eval_limit:
+            self.eval_problems = self.eval_problems[: config.eval_limit]
+        targets = list(config.reward_servers)
+        if not targets:
+            server = LocalRewardServer(config.output_dir / "reward-server.log", workers=config.local_server_workers or None)
+            print("grpo-train: no reward_servers given; starting a local reward server...", file=sys.stderr, flush=True)
+            targets = [stack.enter_context(server).target]
+        options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
+        self.worker = stack.enter_context(RewardWorker(targets, options))
+        self.log = stack.enter_context(MetricsLog(config.output_dir, tensorboard=config.tensorboard))
+        (config.output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+
+    def _resume_path(self) -> Path | None:
+        spec = self.config.resume_from
+        if not spec:
+            return None
+        path = ckpt.latest_checkpoint(self.config.output_dir) if spec == "latest" else Path(spec)
+        if path is None:
+            print(f"grpo-train: resume_from=latest but {self.config.output_dir}/checkpoints has none; starting fresh", file=sys.stderr)
+            return None
+        if not (path / ckpt.STATE_FILE).exists():
+            raise FileNotFoundError(f"resume_from={spec!r}: {path} is not a checkpoint (no {ckpt.STATE_FILE})")
+        return path
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def train(self) -> RunSummary:
+        config = self.config
+        summary = RunSummary(steps=0, output_dir=config.output_dir)
+        with contextlib.ExitStack() as stack:
+            self._setup(stack)
+            assert self.log is not None
+            bar = _progress(config.max_steps, self.state.step, self.progress)
+            stack.callback(bar.close)
+            if self.state.step == 0 and self.eval_problems:
+                summary.eval_history.append((0, self._evaluate(0)))
+            while self.state.step < config.max_steps:
+                metrics = self.step()
+                self.state.step += 1
+                step = self.state.step
+                last = step == config.max_steps
+                if self.eval_problems and (last or (config.eval_every and step % config.eval_every == 0)):
+                    metrics.update(self._eval_metrics(step, summary))
+                self.log.log(step, metrics)
+                summary.last_metrics = metrics
+                if last or (config.save_every and step % config.save_every == 0):
+                    self.save()
+                bar.update(1)
+                reward = "-" if metrics["reward"] is None else f"{metrics['reward']:.2f}"
+                bar.set_postfix(reward=reward, step_s=f"{metrics['time/step']:.1f}")
+                if not self.progress:
+                    print(f"grpo-train: step {step}/{config.max_steps} reward {reward} zero-std {metrics['frac_reward_zero_std']:.2f} "
+                          f"loss {metrics['loss']:.4f} {metrics['time/step']:.1f} s", file=sys.stderr, flush=True)
+            summary.steps = self.state.step
+        summary.plot = plot_run(config.output_dir / "metrics.jsonl", config.output_dir / "training.png")
+        return summary
+
+    def _eval_metrics(self, step: int, summary: RunSummary) -> dict[str, Any]:
+        value = self._evaluate(step)
+        summary.eval_history.append((step, value))
+        return {"eval/pass@1": value, **self._last_eval.metrics()}
+
+    def _evaluate(self, step: int) -> float:
+        assert self.worker is not None and self.log is not None
+        started = time.perf_counter()
+        bar = _progress(len(self.eval_problems), 0, self.progress, desc=f"eval@{step}")
+        result: EvalResult = evaluate(self.eval_sampler, self.worker, self.eval_problems, batch_size=self.config.eval_batch_size, progress=bar)
+        bar.close()
+        self._last_eval = result
+        out = self.config.output_dir / "eval"
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / f"step-{step:06d}.jsonl", "w", encoding="utf-8") as f:
+            for row in result.rows:
+                f.write(json.dumps(row) + "\n")
+        if step == 0:
+            self.log.log(0, {**result.metrics(), "time/eval": time.perf_counter() - started})
+        print(f"grpo-train: step {step}: held-out greedy pass@1 {result.passed}/{result.scored} = {result.pass_at_1:.3f}" + (f" ({result.masked} masked)" if result.masked else ""), file=sys.stderr, flush=True)
+        return result.pass_at_1
+
+    def save(self) -> Path:
+        return ckpt.save_checkpoint(
+            ckpt.checkpoint_dir(self.config.output_dir, self.state.step),
+            model=self.model,
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=self.state,
+            config=self.config.to_dict(),
+        )
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def _next_problems(self) -> list[TrainProblem]:
+        chosen = []
+        for _ in range(self.config.prompts_per_step):
+            chosen.append(self.problems[problem_at(self.state.data_position, len(self.problems), self.config.seed)])
+            self.state.data_position += 1
+        return chosen
+
+    def step(self) -> dict[str, Any]:
+        config = self.config
+        assert self.worker is not None
+        started = time.perf_counter()
+        problems = self._next_problems()
+        futures: dict[int, concurrent.futures.Future[GroupScore]] = {}
+        step = self.state.step
+
+        def send(group: int, texts: list[str]) -> None:
+            request, _ = score_request(problems[group], texts, mode=config.reward_mode, request_id=f"step{step}-group{group}")
+            futures[group] = self.worker.submit(request)  # type: ignore[union-attr]  # set in _setup
+
+        groups = self.sampler.sample([p.instruction for p in problems], config.group_size, on_group_done=send)
+        generated = time.perf_counter()
+        scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
+        scored = time.perf_counter()
+
+        completions = [c for group in groups for c in group]
+        rewards = torch.tensor([[math.nan if r.reward is None else r.reward for r in s.results] for s in scores], dtype=torch.float32)
+        advantages = group_advantages(rewards, config.std_scaling)
+        metrics = _sample_metrics(completions, rewards, advantages.frac_reward_zero_std, scores)
+        keep = advantages.valid.flatten().nonzero().flatten()
+        update = self._update(make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep)
+        finished = time.perf_counter()
+
+        new_tokens = sum(len(c.completion_ids) for c in completions)
+        self.num_tokens += new_tokens + sum(len(c.prompt_ids) for c in completions)
+        metrics.update(update)
+        metrics.update(
+            {
+                "learning_rate": self.scheduler.get_last_lr()[0],
+                "num_tokens": self.num_tokens,
+                "time/generation": generated - started,
+                "time/reward_wait": scored - generated,
+                "time/update": finished - scored,
+                "time/step": finished - started,
+                "tokens_per_s": new_tokens / max(1e-9, generated - started),
+            }
+        )
+        return metrics
+
+    def _micro_batches(self, keep: torch.Tensor) -> list[torch.Tensor]:
+        parts = min(self.config.grad_accumulation, keep.numel())
+        return [chunk for chunk in torch.tensor_split(keep, parts) if chunk.numel()]
+
+    def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor) -> dict[str, Any]:
+        """μ optimizer updates on the rows in `keep`; nothing at all when no row has a signal."""
+        config = self.config
+        if keep.numel() == 0:
+            return {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0, "entropy": None, "update_skipped": 1}
+        micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in self._micro_batches(keep)]
+        weights = [_weight(config.loss_aggregation, mb) for mb, _ in micro]
+        total = sum(weights)
+        size = max(int(mb.input_ids.shape[0]) for mb, _ in micro)
+        old = [logprobs_no_grad(self.model, mb, config.temperature, size) for mb, _ in micro] if config.updates_per_batch > 1 else None
+        ref = [logprobs_no_grad(self.ref_model, mb, config.temperature, size) for mb, _ in micro] if self.ref_model is not None else None
+        sums: dict[str, float] = defaultdict(float)
+        grad_norm = 0.0
+        for iteration in range(config.updates_per_batch):
+            self.optimizer.zero_grad(set_to_none=True)
+            for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
+                stats = token_logprobs(self.model, mb, config.temperature, entropy=iteration == 0)
+                parts = grpo_loss(
+                    stats.logp,
+                    old[index] if old else stats.logp.detach(),
+                    adv,
+                    mb.completion_mask,
+                    eps_low=config.epsilon_low,
+                    eps_high=config.epsilon_high,
+                    beta=config.beta,
+                    ref_logp=ref[index] if ref else None,
+                    aggregation=config.loss_aggregation,
+                    constant=float(config.max_completion_tokens),
+                )
+                share = weight / total
+                (parts.loss * share).backward()
+                sums["loss"] += float(parts.loss.detach()) * share / config.updates_per_batch
+                sums["kl"] += parts.kl * share / config.updates_per_batch
+                sums["clip_ratio/low_mean"] += parts.clip_ratio_low * share / config.updates_per_batch
+                sums["clip_ratio/high_mean"] += parts.clip_ratio_high * share / config.updates_per_batch
+                if iteration == 0:
+                    mask = mb.completion_mask
+                    sums["entropy_sum"] += float((stats.entropy * mask).sum())
+                    sums["entropy_tokens"] += float(mask.sum())
+            limit = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit))
+            self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {
+            "loss": sums["loss"],
+            "grad_norm": grad_norm,
+            "kl": sums["kl"],
+            "clip_ratio/low_mean": sums["clip_ratio/low_mean"],
+            "clip_ratio/high_mean": sums["clip_ratio/high_mean"],
+            "entropy": sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
+            "update_skipped": 0,
+        }
+
+
+def _weight(aggregation: str, batch: Batch) -> float:
+    """A micro-batch's share of the batch-level normaliser, so that accumulating micro-batch
+    losses gives exactly the loss of the whole batch."""
+    if aggregation == "token-mean":
+        return float(batch.completion_mask.sum())
+    return float(batch.input_ids.shape[0])  # sequence-mean: valid sequences; constant: rows
+
+
+def _sample_metrics(completions: Sequence[Completion], rewards: torch.Tensor, frac_zero_std: float, scores: Sequence[GroupScore]) -> dict[str, Any]:
+    present = ~torch.isnan(rewards)
+    lengths = [len(c.completion_ids) for c in completions]
+    group_stds = [float(row[mask].std(unbiased=False)) for row, mask in zip(rewards, present) if mask.sum() >= 1]
+    verdicts = Counter(r.verdict.value for s in scores for r in s.results)
+    return {
+        "reward": float(rewards[present].mean()) if present.any() else None,
+        "reward_std": sum(group_stds) / len(group_stds) if group_stds else None,
+        "frac_reward_zero_std": frac_zero_std,
+        "reward/masked": int((~present).sum()),
+        "completions/mean_length": sum(lengths) / len(lengths),
+        "completions/min_length": min(lengths),
+        "completions/max_length": max(lengths),
+        "completions/clipped_ratio": sum(c.truncated for c in completions) / len(completions),
+        **{f"verdicts/{name}": count for name, count in sorted(verdicts.items())},
+    }
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str = "grpo") -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="step" if desc == "grpo" else "problem", dynamic_ncols=True)
