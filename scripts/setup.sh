@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by the entry-point scripts: installs what the project needs, idempotently.
 #   - Debian packages: docker.io (engine), debootstrap (offline sandbox base image),
-#     runsc (gVisor, the optional stricter runtime)
+#     runsc (gVisor, the optional stricter runtime), prometheus (deployment tests)
 #   - a virtual environment in .venv with the project and its dev extras
 #   - a running Docker engine (started here, and stopped on exit, if none was running)
 #   - the sandbox image (built only when its content hash is not yet present)
@@ -22,6 +22,7 @@ ensure_system_packages() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v runsc >/dev/null || missing+=(runsc)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v prometheus >/dev/null || missing+=(prometheus)  # a real Prometheus + promtool for tests/test_deploy.py
   python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
