@@ -128,7 +128,9 @@ class Sandbox:
     async def start(cls, client: docker.DockerClient, config: SandboxConfig, image: str) -> Sandbox:
         try:
             container = await asyncio.to_thread(client.containers.create, **container_options(config, image))
-        except docker.errors.DockerException as exc:
+        # OSError: with the engine down, the SDK raises requests' ConnectionError (an OSError,
+        # not a DockerException); it is the same infrastructure fault.
+        except (docker.errors.DockerException, OSError) as exc:
             raise SandboxFault(f"cannot create a sandbox container: {exc}") from exc
         sandbox = None
         try:
@@ -256,5 +258,5 @@ def _remove(container: Any) -> None:
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # 409: removal already in progress (auto-remove)
             log.warning("could not remove sandbox container %s: %s", container.id[:12], exc)
-    except docker.errors.DockerException as exc:  # engine unreachable: the start-up sweep retries
+    except (docker.errors.DockerException, OSError) as exc:  # engine unreachable (requests' ConnectionError is an OSError): the start-up sweep retries
         log.warning("could not remove sandbox container %s: %s", container.id[:12], exc)

@@ -156,8 +156,10 @@ class SandboxPool:
             try:
                 await asyncio.shield(self._spawn(self._start_one()))
                 return
-            except SandboxFault as exc:
-                log.warning("replacement sandbox failed to start (%s); retrying in %.1fs", exc, delay)
+            # Any failure, not only SandboxFault: a replacement that gave up would shrink the pool
+            # for good (found with the Docker engine stopped and started under a server).
+            except Exception as exc:
+                log.warning("replacement sandbox failed to start (%r); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
