@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import keyword
 
 from codereward.v1 import reward_pb2 as pb
 from sandboxes.config import SandboxConfig
@@ -59,16 +60,19 @@ def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str)
         if not entry_point:
             raise InvalidRequest(f"{field}.call: needs problem.entry_point, the function to call")
         _size(f"{field}.call", test.call.args_json + test.call.expected_json, config.max_test_bytes)
-        try:
-            args = json.loads(test.call.args_json)
-        except ValueError as exc:
-            raise InvalidRequest(f"{field}.call.args_json: not JSON ({exc})") from None
+        args = _json(f"{field}.call.args_json", test.call.args_json)
         if not isinstance(args, list):
             raise InvalidRequest(f"{field}.call.args_json: must be a JSON array of arguments, got {type(args).__name__}")
-        try:
-            json.loads(test.call.expected_json)
-        except ValueError as exc:
-            raise InvalidRequest(f"{field}.call.expected_json: not JSON ({exc})") from None
+        _json(f"{field}.call.expected_json", test.call.expected_json)
+
+
+def _json(field: str, text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{field}: not JSON ({exc})") from None
+    except RecursionError:  # `[[[[...]]]]` within the size limit: found by the bad-input tests (was INTERNAL)
+        raise InvalidRequest(f"{field}: nested too deeply for a JSON value") from None
 
 
 def _limits(limits: pb.Limits, sandbox: SandboxConfig) -> None:
@@ -81,6 +85,8 @@ def _limits(limits: pb.Limits, sandbox: SandboxConfig) -> None:
 
 def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxConfig) -> None:
     """Raise InvalidRequest naming the first thing wrong with the request."""
+    if request.mode not in pb.ScoringMode.values():  # proto3 enums are open: any int arrives
+        raise InvalidRequest(f"mode: {request.mode} is not a ScoringMode; use one of {', '.join(pb.ScoringMode.keys())}")
     if not request.completions:
         raise InvalidRequest("completions: empty; send at least one program")
     if len(request.completions) > config.max_completions:
@@ -94,8 +100,8 @@ def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxCon
         raise InvalidRequest("problem.tests: empty; a problem needs at least one test")
     if len(problem.tests) > config.max_tests:
         raise InvalidRequest(f"problem.tests: {len(problem.tests)} tests exceed the limit of {config.max_tests}")
-    if problem.entry_point and not problem.entry_point.isidentifier():
-        raise InvalidRequest(f"problem.entry_point: {problem.entry_point!r} is not a Python identifier")
+    if problem.entry_point and (not problem.entry_point.isidentifier() or keyword.iskeyword(problem.entry_point)):
+        raise InvalidRequest(f"problem.entry_point: {problem.entry_point!r} is not a Python identifier (a function name, not a keyword)")
     _no_nul("problem.setup_code", problem.setup_code)
     _size("problem.setup_code", problem.setup_code, config.max_setup_bytes)
     if problem.setup_code:
