@@ -90,3 +90,27 @@ def test_a_changed_number_is_always_caught(numbers: list[int], index: int) -> No
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
 def test_a_printed_float_matches_its_repr(x: float) -> None:
     assert compare_stdout(repr(x), f"{x:.12g}") is None or not math.isclose(x, float(f"{x:.12g}"), rel_tol=1e-6, abs_tol=1e-9)
+
+
+# -- fuzzing (issue 7): the comparators see untrusted program output --------------------------
+
+any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60) | st.sampled_from(["nan", "NaN", "inf", "-inf", "1e400", "0x10", "1_000", "\x00", "\r\n", "\u2028"])
+lines_of = st.lists(any_text | st.integers().map(str) | st.floats().map(repr), max_size=6).map("\n".join)
+
+
+@given(lines_of, lines_of)
+def test_stdout_matching_is_symmetric_and_never_raises(a: str, b: str) -> None:
+    assert (compare_stdout(a, b) is None) == (compare_stdout(b, a) is None)
+
+
+@given(st.text(max_size=5000), st.text(max_size=5000))
+def test_stdout_details_stay_short(expected: str, actual: str) -> None:
+    detail = compare_stdout(expected, actual)
+    assert detail is None or len(detail) <= 2 * 200 + 64
+
+
+@given(json_values, json_values)
+def test_compare_json_agrees_with_json_equal_and_its_detail_is_short(a: object, b: object) -> None:
+    detail = compare_json(json.dumps(a), json.dumps(b))
+    assert (detail is None) == json_equal(a, b)
+    assert detail is None or len(detail) <= 2 * 200 + 32

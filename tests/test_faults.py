@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import random
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from reward_api.client import AsyncRewardClient, RewardClient, ScoreSession
+from reward_api.client import AsyncRewardClient, RewardClient
 from reward_api.types import GroupScore, Verdict, assert_test, call_test, make_problem, make_request
 from reward_server.config import ServerConfig
 from reward_server.server import RewardServer
