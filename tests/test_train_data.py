@@ -60,7 +60,7 @@ def test_our_jsonl_format(tmp_path: Path) -> None:
     assert [t.WhichOneof("kind") for t in problem.problem.tests] == ["assert_code", "call", "io"]
     assert json.loads(problem.problem.tests[1].call.args_json) == [2, 3]
     path.write_text(json.dumps(record) + "\n" + json.dumps({"id": "x", "prompt": "p", "tests": [{"run": "x"}]}) + "\n")
-    with pytest.raises(ValueError, match=r"p.jsonl:2: a test needs one of assert, call, io"):
+    with pytest.raises(ValueError, match=r"p.jsonl:2: tests\[0\]: a test needs one of assert, call, io"):
         load_problems(str(path))
     with pytest.raises(ValueError, match="dataset 'nope'"):
         load_problems("nope")

@@ -125,3 +125,39 @@ def test_data_order_is_a_fresh_permutation_each_epoch() -> None:
     assert sorted(first) == sorted(second) == list(range(5))
     assert first != second  # (for this seed) epochs differ in order
     assert [problem_at(i, 5, seed=1) for i in range(5)] == first  # and the order is a function of the position alone
+
+
+def test_a_killed_trainer_takes_its_local_server_with_it(tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object) -> None:
+    """SIGKILL gives the trainer no chance to clean up: the server must notice by itself."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "trainer_client.cli", "--no-progress", "--set", f"model='{tiny_model_dir}'", "--set", f"dataset='{problems_file}'",
+         "--set", "eval_dataset=''", "--set", f"output_dir='{out}'", "--set", "max_steps=1000", "--set", "local_server_workers=1", "--set", "tensorboard=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):
+            if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the trainer never logged a step")
+        log = (out / "reward-server.log").read_text()
+        os.kill(trainer.pid, signal.SIGKILL)
+        trainer.wait()
+        for _ in range(300):
+            log = (out / "reward-server.log").read_text()
+            if "every sandbox container removed" in log:
+                break
+            time.sleep(0.1)
+        assert "every sandbox container removed" in log
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+            trainer.wait()

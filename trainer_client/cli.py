@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from .config import TrainConfig
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C: the local reward server is stopped and its containers removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -33,6 +39,7 @@ def train_main(argv: list[str] | None = None) -> int:
     from .rewards import RewardUnavailable
     from .trainer import GRPOTrainer
 
+    _exit_on_sigterm()
     try:
         summary = GRPOTrainer(config, progress=not args.no_progress).train()
     except RewardUnavailable as exc:
@@ -72,6 +79,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     from .sampling import HFSampler
     from .trainer import pick_device
 
+    _exit_on_sigterm()
     try:
         problems = load_problems(args.dataset)
     except (ValueError, OSError) as exc:

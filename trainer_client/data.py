@@ -27,9 +27,9 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.datasets import humaneval_problem
-from reward_api.types import assert_test, call_test, io_test, make_problem
-
-from .extract import needed_imports
+from reward_api.extract import needed_imports
+from reward_api.integrations.problems import parse_tests
+from reward_api.types import assert_test, make_problem
 
 HUMANEVAL_DEMO_SPLIT = 82
 
@@ -98,7 +98,7 @@ def jsonl_problems(path: Path) -> list[TrainProblem]:
     for number, raw in enumerate(_read_jsonl(path), start=1):
         where = f"{path}:{number}"
         try:
-            tests = [_test(t) for t in raw["tests"]]
+            tests = parse_tests(raw["tests"], "tests")
             entry_point = raw.get("entry_point", "")
             problem = make_problem(str(raw["id"]), tests, entry_point=entry_point, setup_code=raw.get("setup_code", ""))
             problems.append(TrainProblem(str(raw["id"]), str(raw["prompt"]), problem, entry_point))
@@ -107,16 +107,6 @@ def jsonl_problems(path: Path) -> list[TrainProblem]:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     return problems
-
-
-def _test(spec: dict[str, Any]) -> pb.TestCase:
-    if "assert" in spec:
-        return assert_test(spec["assert"])
-    if "call" in spec:
-        return call_test(spec["call"]["args"], spec["call"]["expected"])
-    if "io" in spec:
-        return io_test(spec["io"]["stdin"], spec["io"]["expected_stdout"])
-    raise ValueError(f"a test needs one of assert, call, io; got {sorted(spec)}")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reward_api.extract import extract_code
 from reward_api.types import GroupScore, make_request
 
 from .data import TrainProblem
-from .extract import extract_code
 from .rewards import RewardWorker
 from .sampling import Sampler
 

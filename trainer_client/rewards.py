@@ -102,6 +102,17 @@ class RewardWorker:
         return result
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the trainer dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG), so that no server and no sandbox outlives the run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the trainer's own cleanup still stops it
+        pass
+
+
 _LISTENING = re.compile(r"listening on (\S+):(\d+), metrics on :(\S+)")
 
 
@@ -133,7 +144,7 @@ class LocalRewardServer:
         with open(self.log_path, "wb") as log:
             # Own process group: a Ctrl-C in the terminal reaches the trainer, which then stops
             # the server in order (SIGTERM: containers removed), instead of both at once.
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             text = self.log_path.read_text(errors="replace")

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
+from reward_api.extract import extract_code
 from reward_api.types import assert_test, call_test, io_test, make_problem
-from trainer_client.extract import extract_code
 
 SCORING_MODES = ("ALL_OR_NOTHING", "FRACTION")
 

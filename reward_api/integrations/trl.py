@@ -17,7 +17,7 @@ with the other async reward functions.
 What this function does:
 - builds each completion's `Problem` from its row (columns named by `tests_column`,
   `entry_point_column`, `setup_code_column`, `prompt_prefix_column`, or your `problem_fn`);
-- extracts the program as our trainer does (`trainer_client.extract.extract_code`);
+- extracts the program as our trainer does (`reward_api.extract.extract_code`);
 - sends one `Score` call per distinct problem in the batch (a GRPO group; if TRL split a group
   across processes, each process sends its part), all calls concurrently;
 - returns the server's reward, or None for `SANDBOX_ERROR`: an infrastructure fault, never the
