@@ -105,19 +105,19 @@ async def test_containers_killed_under_load_give_no_wrong_answer_and_the_pool_he
         groups = [group(i, sleep_s=0.1) for i in range(16)]
         kills = 0
 
-        async def chaos() -> None:
+        async def chaos(futures: list[asyncio.Future[GroupScore]]) -> None:
             nonlocal kills
             rng = random.Random(7)
-            for _ in range(5):
-                await asyncio.sleep(rng.uniform(0.2, 0.5))
-                busy = [s for s in list(pool._live) if not s.dead]
+            while kills < 5 and not all(f.done() for f in futures):
+                await asyncio.sleep(rng.uniform(0.2, 0.4))
+                busy = [s for s in list(pool._live) if not s.dead and s._pending]  # a job in flight on it
                 if busy:
                     await asyncio.to_thread(docker_client.api.kill, rng.choice(busy).container.id)
                     kills += 1
 
         async with AsyncRewardClient(f"127.0.0.1:{server.port}") as client, client.session() as session:
             futures = [session.submit(make_request(ADD, codes, request_id=f"g{i}")) for i, (codes, _) in enumerate(groups)]
-            await chaos()
+            await chaos(futures)
             scores = await asyncio.wait_for(asyncio.gather(*futures), 120)
             assert kills >= 3
             masked = 0

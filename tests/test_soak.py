@@ -133,7 +133,7 @@ async def test_soak_right_programs_pass_attacks_never_do_nothing_leaks(sandbox_i
         assert verdicts["attack"].total() == groups and Verdict.PASSED not in verdicts["attack"], summary
         # Exactly its warm containers, once replacements of recycled ones have started.
         wait_for(lambda: len(server.containers(docker_client)) == 2, 30, what="two sandbox containers")
-        assert server.open_fds() <= fds_before + 8
+        assert server.open_fds() <= fds_before + 16  # the Docker SDK pools up to 10 sockets to the engine; no leak per job
         assert server.stop() == 0
         assert server.containers(docker_client) == []
         assert list(tmpdir.iterdir()) == []
