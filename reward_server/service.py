@@ -12,7 +12,7 @@ import grpc
 from codereward.v1 import reward_pb2 as pb
 from codereward.v1 import reward_pb2_grpc as pb_grpc
 
-from .errors import ServiceError
+from .errors import InvalidRequest, ServiceError
 from .metrics import Metrics
 from .scoring import Scorer
 
@@ -60,10 +60,17 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 done.put_nowait(pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(code="INTERNAL", message=f"{type(exc).__name__}: {exc}")))
 
         async def read() -> None:
-            async for request in requests:
-                task = asyncio.create_task(one(request))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            try:
+                async for request in requests:
+                    task = asyncio.create_task(one(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            except Exception as exc:
+                # A message that does not decode as a ScoreRequest raises here. Without waking the
+                # writer below, the stream hung until the client's deadline (found by the
+                # bad-input tests); now it ends with INVALID_ARGUMENT.
+                done.put_nowait(None)
+                raise InvalidRequest(f"stream: a message could not be read as a ScoreRequest ({type(exc).__name__}: {exc})") from None
             if tasks:
                 await asyncio.gather(*list(tasks), return_exceptions=True)
             done.put_nowait(None)

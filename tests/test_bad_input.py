@@ -147,6 +147,17 @@ def test_invalid_utf8_in_a_string_field_is_refused(server: ServerProcess, client
     still_serving(client)
 
 
+def test_bytes_that_are_not_a_request_end_a_stream_with_an_error_not_a_hang(server: ServerProcess, client: RewardClient) -> None:
+    good = make_request(ADD, [GOOD], request_id="good").SerializeToString()
+    with grpc.insecure_channel(server.target) as channel:
+        stream = channel.stream_stream("/codereward.v1.RewardService/ScoreStream")
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stream(iter([good, b"\xff\xff\xff not protobuf"]), timeout=60))  # it used to hang until this deadline
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
+    assert "stream: a message could not be read as a ScoreRequest" in (caught.value.details() or "")
+    still_serving(client)
+
+
 def test_a_10_mb_stdin_is_scored_where_the_limit_allows_it(sandbox_image: str) -> None:
     server = ServerProcess(sandbox_image, "--max-test-bytes", str(16 << 20), workers=1)
     try:
