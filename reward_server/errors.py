@@ -31,9 +31,31 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[..., Any], wrap_stream: Callable[..., Any]) -> grpc.RpcMethodHandler:
+class Undecodable:
+    """Stands for a unary request whose bytes did not decode, so that the interceptor can refuse
+    it with INVALID_ARGUMENT (gRPC's own answer would be UNKNOWN)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return Undecodable(f"{type(exc).__name__}: {exc}")
+
+    return parse
+
+
+def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[..., Any], wrap_stream: Callable[..., Any], tolerant: bool = False) -> grpc.RpcMethodHandler:
     if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
+        deserializer = _tolerant(handler.request_deserializer) if tolerant else handler.request_deserializer
+        return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), deserializer, handler.response_serializer)
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer)
     return handler
@@ -55,6 +77,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
         def unary(behavior: Any) -> Any:
             async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request could not be read as a message of {details.method} ({request.reason})")
                 try:
                     return await behavior(request, context)
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -76,7 +100,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapper
 
-        return _wrap(handler, unary, stream)
+        return _wrap(handler, unary, stream, tolerant=True)
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):

@@ -129,21 +129,19 @@ def raw_score(server: ServerProcess, payload: bytes) -> grpc.RpcError:
     return caught.value
 
 
-# gRPC itself refuses a message that does not decode, before our code sees it, with UNKNOWN
-# and protobuf's reason; no retry is made for it (only UNAVAILABLE is retried).
-CANNOT_PARSE = "Error parsing message with type 'codereward.v1.ScoreRequest'"
+CANNOT_READ = "the request could not be read as a message of /codereward.v1.RewardService/Score (DecodeError: Error parsing message with type 'codereward.v1.ScoreRequest'"
 
 
 def test_bytes_that_are_not_a_request_are_refused(server: ServerProcess, client: RewardClient) -> None:
     error = raw_score(server, b"\xff\xff\xff\xff\x0f not protobuf")
-    assert error.code() == grpc.StatusCode.UNKNOWN and CANNOT_PARSE in (error.details() or "")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and CANNOT_READ in (error.details() or ""), error
     still_serving(client)
 
 
 def test_invalid_utf8_in_a_string_field_is_refused(server: ServerProcess, client: RewardClient) -> None:
     payload = make_request(ADD, [GOOD], request_id="AAAA").SerializeToString().replace(b"AAAA", b"\xff\xfeAA")
     error = raw_score(server, payload)
-    assert error.code() == grpc.StatusCode.UNKNOWN and CANNOT_PARSE in (error.details() or "") and "UTF-8" in (error.details() or "")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and CANNOT_READ in (error.details() or "") and "UTF-8" in (error.details() or ""), error
     still_serving(client)
 
 
