@@ -207,9 +207,11 @@ def private_engine(docker_client: docker.DockerClient) -> Iterator[PrivateEngine
 
 
 def test_engine_stopped_and_started_under_a_running_server(private_engine: PrivateEngine, sandbox_image: str) -> None:
-    """Health goes NOT_SERVING while the engine is down (no sandbox alive), a request made then
-    gets SANDBOX_ERROR (masked, never a verdict) or waits; once the engine is back the pool
-    rebuilds itself, health says SERVING again and requests are scored right."""
+    """Health goes NOT_SERVING while the engine is down (no sandbox alive); a group sent then
+    waits for a sandbox and is scored once the engine is back (SANDBOX_ERROR, masked, would be
+    allowed; a verdict made up from the fault would not); the pool rebuilds itself (before the
+    fix in `SandboxPool._replace` it stayed empty for good), health says SERVING again and
+    requests are scored right."""
     private_engine.load(sandbox_image)
     server = ServerProcess(sandbox_image, env={"DOCKER_HOST": private_engine.host})
     try:
