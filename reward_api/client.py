@@ -112,6 +112,19 @@ def _metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {options.token}"),) if options.token else ()
 
 
+# A server killed mid-call does not always end the call with UNAVAILABLE: depending on when
+# the connection breaks, gRPC core reports INTERNAL/UNKNOWN with one of these details (seen in
+# tests/test_scaleout.py and tests/test_faults.py). Those are transport failures, retried like
+# UNAVAILABLE; an INTERNAL raised by the server's own code (other details) is not.
+_TRANSPORT_DETAILS = ("Internal error from Core", "RST_STREAM", "Stream removed", "Socket closed", "Connection reset", "GOAWAY")
+
+
+def retryable(code: grpc.StatusCode, details: str | None) -> bool:
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    return code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and any(marker in (details or "") for marker in _TRANSPORT_DETAILS)
+
+
 class _Backoff:
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
@@ -157,7 +170,7 @@ class AsyncRewardClient:
                 response = await self.stub.Score(request, timeout=self.options.timeout_s, metadata=self.metadata)
                 return GroupScore.from_pb(response)
             except grpc.aio.AioRpcError as exc:
-                delay = backoff.next_delay() if exc.code() == grpc.StatusCode.UNAVAILABLE else None
+                delay = backoff.next_delay() if retryable(exc.code(), exc.details()) else None
                 if delay is None:
                     raise RewardServiceError(exc.code(), exc.details() or "") from exc
                 await asyncio.sleep(delay)
@@ -243,7 +256,7 @@ class ScoreSession:
                         entry[1].set_result(GroupScore.from_pb(response))
                 return
             except grpc.aio.AioRpcError as exc:
-                delay = backoff.next_delay() if exc.code() == grpc.StatusCode.UNAVAILABLE else None
+                delay = backoff.next_delay() if retryable(exc.code(), exc.details()) else None
                 if delay is None:
                     error = RewardServiceError(exc.code(), exc.details() or "")
                     for _, future in self._pending.values():
@@ -286,7 +299,7 @@ class RewardClient:
                 return GroupScore.from_pb(self.stub.Score(request, timeout=self.options.timeout_s, metadata=self.metadata))
             except grpc.RpcError as exc:
                 code = exc.code()
-                delay = backoff.next_delay() if code == grpc.StatusCode.UNAVAILABLE else None
+                delay = backoff.next_delay() if retryable(code, exc.details()) else None
                 if delay is None:
                     raise RewardServiceError(code, exc.details() or "") from exc
                 time.sleep(delay)
