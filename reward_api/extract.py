@@ -62,9 +62,12 @@ def _pick(blocks: list[str], entry_point: str) -> str:
     return max(blocks, key=lambda b: (_compiles(b), len(b)))
 
 
-def extract_code(completion: str, entry_point: str = "", prompt_prefix: str = "") -> str:
+def extract_code(completion: str, entry_point: str = "", prompt_prefix: str = "", response_prefix: str = "") -> str:
     """The program in `completion`. `prompt_prefix`: for prompts that end inside the function
-    (HumanEval), the prompt, prepended when the completion is only the body."""
+    (HumanEval), the prompt, prepended when the completion is only the body.
+    `response_prefix`: text the answer was made to start with (prefilled into the assistant's
+    turn, e.g. an opening fence and the function's signature); the completion continues it."""
+    completion = response_prefix + completion
     blocks = fenced_blocks(completion)
     code = _pick(blocks, entry_point) if blocks else completion
     if not _compiles(code):

@@ -63,3 +63,17 @@ def test_mbpp_reference_solutions_survive_fencing() -> None:
         name = record["test_list"][0].split("assert ")[1].split("(")[0].strip()
         fenced = f"Sure!\n```python\n{record['code']}\n```\nHope this helps."
         assert extract_code(fenced, name).strip() == record["code"].strip(), record["task_id"]
+
+
+def test_a_prefilled_answer_is_continued() -> None:
+    """The answer was opened with a fence and HumanEval's prompt; the model wrote the body, closed
+    the fence and rambled on: the program is prompt + body, the prose is dropped."""
+    raw = HUMANEVAL["HumanEval/0"]
+    prefix = f"```python\n{raw['prompt']}"
+    continuation = raw["canonical_solution"] + "```\n\nThis function checks every pair."
+    code = extract_code(continuation, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix)
+    assert code == raw["prompt"] + raw["canonical_solution"]
+    # cut off by the token limit inside the body: still the prompt's function, up to the last whole line
+    body = "    seen = sorted(numbers)\n    for a, b in zip(seen, seen[1:]):\n        if b - a < threshold:\n            print('clo"
+    cut = extract_code(body, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix)
+    assert cut.startswith(raw["prompt"]) and cut.endswith("    seen = sorted(numbers)\n")

@@ -64,3 +64,10 @@ def test_our_jsonl_format(tmp_path: Path) -> None:
         load_problems(str(path))
     with pytest.raises(ValueError, match="dataset 'nope'"):
         load_problems("nope")
+
+
+def test_humaneval_answers_are_prefilled_unless_asked_not_to() -> None:
+    (first, *_) = load_problems("humaneval-demo")
+    assert first.response_prefix.startswith("```python\n") and first.response_prefix.endswith(first.prompt_prefix)
+    (plain, *_) = load_problems("humaneval-demo:no-prefill")
+    assert plain.response_prefix == "" and plain.instruction == first.instruction

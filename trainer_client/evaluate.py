@@ -40,7 +40,7 @@ class EvalResult:
 
 def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, request_id: str) -> tuple[Any, list[str]]:
     """The ScoreRequest for a group of completions of `problem`, and the extracted programs."""
-    codes = [extract_code(t, problem.entry_point, problem.prompt_prefix) for t in texts]
+    codes = [extract_code(t, problem.entry_point, problem.prompt_prefix, problem.response_prefix) for t in texts]
     return make_request(problem.problem, codes, mode=mode, request_id=request_id), codes
 
 
@@ -57,7 +57,7 @@ def evaluate(sampler: Sampler, worker: RewardWorker, problems: Sequence[TrainPro
             request, codes = score_request(problems[index], texts, mode="ALL_OR_NOTHING", request_id=f"eval-{index}")
             pending.append((index, texts, codes, worker.submit(request)))
 
-        sampler.sample([problems[i].instruction for i in chunk], 1, greedy=True, on_group_done=submit)
+        sampler.sample([problems[i].instruction for i in chunk], 1, greedy=True, on_group_done=submit, response_prefixes=[problems[i].response_prefix for i in chunk])
         if progress is not None:
             progress.update(len(chunk))
     result = EvalResult()

@@ -31,9 +31,14 @@ class Completion:
 
 
 class Sampler(Protocol):
-    def sample(self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None) -> list[list[Completion]]:
+    def sample(
+        self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None,
+        response_prefixes: Sequence[str] | None = None,
+    ) -> list[list[Completion]]:
         """`group_size` completions for each instruction, grouped by instruction (greedy:
-        the most likely completion, `group_size` should then be 1)."""
+        the most likely completion, `group_size` should then be 1). `response_prefixes`: per
+        instruction, text the assistant's answer starts with (part of the prompt; the
+        completion continues it)."""
         ...
 
 
@@ -66,6 +71,15 @@ def _until_eos(tokens: list[int], eos: int) -> list[int]:
     return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
 
 
+def chat_prompt(tokenizer: Any, instruction: str, response_prefix: str = "") -> str:
+    """The instruction as a user turn in the model's chat template, the assistant's turn opened
+    and started with `response_prefix`."""
+    if getattr(tokenizer, "chat_template", None):
+        opened = str(tokenizer.apply_chat_template([{"role": "user", "content": instruction}], add_generation_prompt=True, tokenize=False))
+        return opened + response_prefix
+    return instruction + "\n" + response_prefix
+
+
 class HFSampler:
     """transformers' `generate`, in the trainer's process, on the policy being trained."""
 
@@ -76,17 +90,18 @@ class HFSampler:
         self.temperature = temperature
         self.top_p = top_p
 
-    def chat_prompt(self, instruction: str) -> str:
-        """The instruction as a user turn in the model's chat template."""
-        if getattr(self.tokenizer, "chat_template", None):
-            return str(self.tokenizer.apply_chat_template([{"role": "user", "content": instruction}], add_generation_prompt=True, tokenize=False))
-        return instruction + "\n"
+    def chat_prompt(self, instruction: str, response_prefix: str = "") -> str:
+        return chat_prompt(self.tokenizer, instruction, response_prefix)
 
-    def sample(self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None) -> list[list[Completion]]:
+    def sample(
+        self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None,
+        response_prefixes: Sequence[str] | None = None,
+    ) -> list[list[Completion]]:
         import torch
         from transformers import StoppingCriteriaList
 
-        texts = [self.chat_prompt(i) for i in instructions]
+        prefixes = response_prefixes or [""] * len(instructions)
+        texts = [self.chat_prompt(i, p) for i, p in zip(instructions, prefixes)]
         encoded = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         input_ids = encoded["input_ids"].repeat_interleave(group_size, dim=0)
         attention = encoded["attention_mask"].repeat_interleave(group_size, dim=0)

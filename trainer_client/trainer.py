@@ -238,7 +238,9 @@ class GRPOTrainer:
             request, _ = score_request(problems[group], texts, mode=config.reward_mode, request_id=f"step{step}-group{group}")
             futures[group] = self.worker.submit(request)  # type: ignore[union-attr]  # set in _setup
 
-        groups = self.sampler.sample([p.instruction for p in problems], config.group_size, on_group_done=send)
+        groups = self.sampler.sample(
+            [p.instruction for p in problems], config.group_size, on_group_done=send, response_prefixes=[p.response_prefix for p in problems]
+        )
         generated = time.perf_counter()
         scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
         scored = time.perf_counter()
