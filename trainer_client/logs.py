@@ -10,10 +10,15 @@ from typing import Any
 
 
 class MetricsLog:
-    def __init__(self, output_dir: Path, *, tensorboard: bool = True) -> None:
+    def __init__(self, output_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
+        """A fresh run starts a new log; a resumed one keeps the records up to `resume_step` (the
+        steps after it are done again)."""
         self.path = output_dir / "metrics.jsonl"
         output_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step] if resume_step is not None and self.path.exists() else []
+        self._file = open(self.path, "w", encoding="utf-8")
+        for record in kept:
+            self._file.write(json.dumps(record) + "\n")
         self._writer: Any = None
         if tensorboard:
             try:

@@ -136,7 +136,7 @@ class GRPOTrainer:
             targets = [stack.enter_context(server).target]
         options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
         self.worker = stack.enter_context(RewardWorker(targets, options))
-        self.log = stack.enter_context(MetricsLog(config.output_dir, tensorboard=config.tensorboard))
+        self.log = stack.enter_context(MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None))
         (config.output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
 
     def _resume_path(self) -> Path | None:
