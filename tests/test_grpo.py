@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the trainer's math needs torch (pip install torch==2.13.0)")
 
-from trainer_client.grpo import aggregate, clipped_surrogate, group_advantages, grpo_loss, k3_kl  # noqa: E402
+from trainer_client.grpo import aggregate, clipped_surrogate, group_advantages, grpo_loss, k3_kl, sequence_importance_weights  # noqa: E402
 
 NAN = float("nan")
 
@@ -96,3 +96,32 @@ def test_beta_needs_a_reference() -> None:
     logp = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="ref_logp"):
         grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.04)
+
+
+def test_sequence_importance_weights_by_hand() -> None:
+    # Row 0: log ratio (-1.0 - -1.5) + (-2.0 - -2.0) = 0.5 -> ratio e^0.5 = 1.6487, under the cap.
+    # Row 1: log ratio 1.0 + 0.5 = 1.5 (the padding position's 9.0 is not counted) -> e^1.5 = 4.4817 > 3: masked.
+    # Row 2: log ratio -0.7 -> 0.4966, kept as it is.
+    old = torch.tensor([[-1.0, -2.0], [-0.5, 9.0], [-1.2, -0.3]])
+    sampler = torch.tensor([[-1.5, -2.0], [-1.5, 0.0], [-0.5, -0.3]])
+    sampler[1, 1] = 8.5  # would change the ratio if padding were counted
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1]])
+    out = sequence_importance_weights(old, sampler, mask, cap=3.0)
+    assert out.ratio.tolist() == pytest.approx([math.exp(0.5), math.exp(1.0), math.exp(-0.7)], rel=1e-5)
+    out = sequence_importance_weights(old, sampler, mask, cap=2.0)
+    assert out.masked.tolist() == [False, True, False]
+    assert out.weights.tolist() == pytest.approx([1.6487, 0.0, 0.4966], abs=1e-4)
+    with pytest.raises(ValueError, match="cap"):
+        sequence_importance_weights(old, sampler, mask, cap=0.0)
+
+
+def test_importance_weights_scale_the_surrogate_not_the_kl() -> None:
+    logp = torch.log(torch.full((2, 2), 0.5))
+    mask = torch.ones(2, 2)
+    weights = torch.tensor([0.5, 0.0])  # row 1 masked above the cap
+    parts = grpo_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), mask, is_weights=weights)
+    assert parts.loss.item() == pytest.approx(-(0.5 * 1.0 + 0.0 * -1.0) / 2)
+    ref = logp.detach() - 0.1
+    with_kl = grpo_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), mask, beta=1.0, ref_logp=ref, is_weights=weights)
+    kl = math.exp(-0.1) + 0.1 - 1  # k3 per token, unweighted
+    assert with_kl.loss.item() == pytest.approx(-(0.5 * 1.0) / 2 + kl, rel=1e-5)

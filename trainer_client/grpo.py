@@ -10,6 +10,11 @@ Departures from the paper, each a knob users of TRL and verl know:
 - Loss aggregation: per-sequence mean then mean over sequences (the paper's), token-level
   mean over the batch (DAPO), or a constant normaliser (Dr. GRPO, Liu et al. 2025).
 - Advantage scaling by the group's std (the paper's), the batch's std, or none (Dr. GRPO).
+- Off-policy correction for a separate sampler (vLLM): the surrogate of each sequence is
+  weighted by the sequence-level importance ratio π_old(y|x) / π_sampler(y|x), and sequences
+  whose ratio exceeds a cap are masked out (TRL's `vllm_importance_sampling_correction`,
+  mode `sequence_mask`; Yao et al., "Your Efficient RL Framework Secretly Brings You
+  Off-Policy RL Training", 2025). The KL term is not weighted, as in TRL.
 - Masked rewards (NaN: the sandbox failed, not the program) are left out of the group's
   statistics and out of the loss; a group whose valid rewards are all equal carries no signal
   and is left out too (reported as `frac_reward_zero_std`).
@@ -108,6 +113,27 @@ def aggregate(per_token: Tensor, mask: Tensor, mode: Aggregation, constant: floa
 
 
 @dataclass(frozen=True)
+class ImportanceWeights:
+    weights: Tensor  # [N]: the ratio where it is at most the cap, 0 where it is masked
+    ratio: Tensor  # [N]: π_old(y|x) / π_sampler(y|x), uncapped
+    masked: Tensor  # [N] bool: ratio above the cap
+
+
+def sequence_importance_weights(old_logp: Tensor, sampler_logp: Tensor, mask: Tensor, cap: float) -> ImportanceWeights:
+    """Sequence-level importance weights of completions drawn from a sampler whose
+    log-probabilities (`sampler_logp`, [N, T]) differ from the trainer's old policy
+    (`old_logp`, [N, T]): ratio = exp(Σ_t mask·(old − sampler)); ratios above `cap` are masked
+    (weight 0) rather than clipped, so a sequence the trainer finds far likelier than the
+    sampler did cannot dominate the batch."""
+    if cap <= 0:
+        raise ValueError(f"cap={cap} must be positive")
+    log_ratio = ((old_logp - sampler_logp) * mask.to(old_logp.dtype)).sum(dim=1)
+    ratio = torch.exp(log_ratio)
+    masked = ratio > cap
+    return ImportanceWeights(weights=torch.where(masked, torch.zeros_like(ratio), ratio), ratio=ratio, masked=masked)
+
+
+@dataclass(frozen=True)
 class LossParts:
     loss: Tensor
     kl: float
@@ -127,15 +153,19 @@ def grpo_loss(
     ref_logp: Tensor | None = None,
     aggregation: Aggregation = "sequence-mean",
     constant: float | None = None,
+    is_weights: Tensor | None = None,
 ) -> LossParts:
     """-(clipped surrogate - β·KL_k3), aggregated over the completion tokens in `mask`.
 
     logp, old_logp, ref_logp, mask: [N, T] (N completions, token-aligned); advantages: [N].
     Completions left out of the loss (masked rewards, zero-variance groups) have an all-zero
-    mask row.
+    mask row. `is_weights` ([N], from `sequence_importance_weights`) scales each sequence's
+    surrogate (not its KL term).
     """
     surrogate = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
     per_token = -surrogate.objective
+    if is_weights is not None:
+        per_token = per_token * is_weights.unsqueeze(1)
     kl_value = 0.0
     if beta > 0:
         if ref_logp is None:
