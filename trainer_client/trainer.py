@@ -210,7 +210,14 @@ class GRPOTrainer:
         assert self.worker is not None and self.log is not None
         started = time.perf_counter()
         bar = _progress(len(self.eval_problems), 0, self.progress, desc=f"eval@{step}")
-        result: EvalResult = evaluate(self.eval_sampler, self.worker, self.eval_problems, batch_size=self.config.eval_batch_size, progress=bar)
+        sampler = self.sampler if self.config.sampler == "vllm" else self.eval_sampler  # vLLM holds the current weights too
+        saved_limit = sampler.max_new_tokens  # type: ignore[attr-defined]  # both samplers have it
+        sampler.max_new_tokens = self.eval_sampler.max_new_tokens  # type: ignore[attr-defined]
+        try:
+            batch = len(self.eval_problems) if self.config.sampler == "vllm" else self.config.eval_batch_size  # vLLM batches by itself
+            result: EvalResult = evaluate(sampler, self.worker, self.eval_problems, batch_size=batch, progress=bar)
+        finally:
+            sampler.max_new_tokens = saved_limit  # type: ignore[attr-defined]
         bar.close()
         self._last_eval = result
         out = self.config.output_dir / "eval"
