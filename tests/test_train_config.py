@@ -21,7 +21,7 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ({"epsilon_high": 1.5}, "epsilon_high=1.5 must be in (0, 1)"),
         ({"beta": -0.1}, "beta=-0.1 must be >= 0"),
         ({"temperature": 0.0}, "temperature=0.0 must be positive"),
-        ({"sampler": "tgi"}, "sampler='tgi': choose one of hf, vllm"),
+        ({"sampler": "tgi"}, "sampler='tgi': choose one of auto, hf, vllm"),
         ({"loss_aggregation": "sum"}, "choose one of sequence-mean, token-mean, constant"),
         ({"prompts_per_step": 3, "grad_accumulation": 2}, "must be divisible by grad_accumulation=2"),
     ],

@@ -69,7 +69,7 @@ def reward_server(sandbox_image: str, tmp_path_factory: pytest.TempPathFactory) 
 def tiny_config(model: Path, data: Path, out: Path, **overrides: object) -> TrainConfig:
     base = dict(
         model=str(model), dataset=str(data), eval_dataset=str(data), output_dir=out, group_size=6, prompts_per_step=2,
-        max_completion_tokens=12, learning_rate=1e-2, max_steps=2, seed=3, tensorboard=True, device="cpu",
+        max_completion_tokens=12, learning_rate=1e-2, max_steps=2, seed=3, tensorboard=True, device="cpu", sampler="hf",
     )
     base.update(overrides)
     return TrainConfig.from_dict(base)
@@ -138,7 +138,7 @@ def test_a_killed_trainer_takes_its_local_server_with_it(tiny_model_dir: Path, p
     out = tmp_path / "run"
     trainer = subprocess.Popen(
         [sys.executable, "-m", "trainer_client.cli", "--no-progress", "--set", f"model='{tiny_model_dir}'", "--set", f"dataset='{problems_file}'",
-         "--set", "eval_dataset=''", "--set", f"output_dir='{out}'", "--set", "max_steps=1000", "--set", "local_server_workers=1", "--set", "tensorboard=false"],
+         "--set", "eval_dataset=''", "--set", f"output_dir='{out}'", "--set", "max_steps=1000", "--set", "local_server_workers=1", "--set", "tensorboard=false", "--set", "sampler='hf'"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

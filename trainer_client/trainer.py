@@ -45,6 +45,7 @@ from .model import load_model, resolve_model
 from .policy import Batch, logprobs_no_grad, make_batch, token_logprobs
 from .rewards import LocalRewardServer, RewardWorker
 from .sampling import Completion, HFSampler, Sampler
+from .vllm_sampler import vllm_available
 
 
 @dataclass
@@ -121,6 +122,7 @@ class GRPOTrainer:
             self.state, _ = ckpt.load_trainer_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
             print(f"grpo-train: resumed from {resume} at step {self.state.step}", file=sys.stderr)
         self.sampler: Sampler = self._custom_sampler or self._make_sampler(resume)
+        self.uses_vllm = hasattr(self.sampler, "sync_weights")
         eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
         self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
         self.problems = load_problems(config.dataset)
@@ -139,7 +141,7 @@ class GRPOTrainer:
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
         config = self.config
-        if config.sampler == "vllm":  # --- vLLM sampler (issue 5) ---
+        if config.sampler == "vllm" or (config.sampler == "auto" and vllm_available()):  # --- vLLM sampler (issue 5) ---
             from .vllm_sampler import VLLMSampler
 
             return VLLMSampler(
@@ -210,11 +212,11 @@ class GRPOTrainer:
         assert self.worker is not None and self.log is not None
         started = time.perf_counter()
         bar = _progress(len(self.eval_problems), 0, self.progress, desc=f"eval@{step}")
-        sampler = self.sampler if self.config.sampler == "vllm" else self.eval_sampler  # vLLM holds the current weights too
+        sampler = self.sampler if self.uses_vllm else self.eval_sampler  # vLLM holds the current weights too
         saved_limit = sampler.max_new_tokens  # type: ignore[attr-defined]  # both samplers have it
         sampler.max_new_tokens = self.eval_sampler.max_new_tokens  # type: ignore[attr-defined]
         try:
-            batch = len(self.eval_problems) if self.config.sampler == "vllm" else self.config.eval_batch_size  # vLLM batches by itself
+            batch = len(self.eval_problems) if self.uses_vllm else self.config.eval_batch_size  # vLLM batches by itself
             result: EvalResult = evaluate(sampler, self.worker, self.eval_problems, batch_size=batch, progress=bar)
         finally:
             sampler.max_new_tokens = saved_limit  # type: ignore[attr-defined]
@@ -308,7 +310,7 @@ class GRPOTrainer:
         `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
         sampling correction when the config asks for it (vLLM sampler only)."""
         config = self.config
-        correct = sampler_logp is not None and config.sampler == "vllm" and config.vllm_importance_sampling_correction
+        correct = sampler_logp is not None and self.uses_vllm and config.vllm_importance_sampling_correction
         if keep.numel() == 0:
             return {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0, "entropy": None, "update_skipped": 1}
         parts_rows = self._micro_batches(keep)
