@@ -66,8 +66,12 @@ def test_our_jsonl_format(tmp_path: Path) -> None:
         load_problems("nope")
 
 
-def test_humaneval_answers_are_prefilled_unless_asked_not_to() -> None:
-    (first, *_) = load_problems("humaneval-demo")
-    assert first.response_prefix.startswith("```python\n") and first.response_prefix.endswith(first.prompt_prefix)
-    (plain, *_) = load_problems("humaneval-demo:no-prefill")
-    assert plain.response_prefix == "" and plain.instruction == first.instruction
+def test_humaneval_prompt_styles() -> None:
+    (whole, *_) = load_problems("humaneval-demo")
+    assert whole.response_prefix == "" and "```python\nfrom typing import List" in whole.instruction
+    (prefill, *_) = load_problems("humaneval-demo:prefill")
+    assert prefill.response_prefix == "```python\n" + prefill.prompt_prefix and prefill.instruction == whole.instruction
+    (cont, *_) = load_problems("humaneval-demo:continue")
+    assert cont.response_prefix == prefill.response_prefix and "def " not in cont.instruction
+    with pytest.raises(ValueError, match="prompt style 'nope'"):
+        load_problems("humaneval:nope")

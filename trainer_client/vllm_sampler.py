@@ -40,6 +40,7 @@ def import_vllm() -> Any:
     # Set before the first import: vLLM reads these at import / engine start.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU (its default takes a large share of RAM)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines would bury the trainer's own output
     try:
         import vllm
     except ImportError as exc:
