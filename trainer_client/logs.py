@@ -79,7 +79,7 @@ def plot_run(metrics_path: Path, out_path: Path) -> Path | None:
     if train:
         steps, rewards = zip(*train)
         ax.plot(steps, rewards, ".", alpha=0.35, color="tab:blue", label="training reward (per step)")
-        window = max(1, len(rewards) // 10)
+        window = min(len(rewards), max(3, len(rewards) // 10))
         smooth = [sum(rewards[max(0, i - window + 1) : i + 1]) / len(rewards[max(0, i - window + 1) : i + 1]) for i in range(len(rewards))]
         ax.plot(steps, smooth, "-", color="tab:blue", label=f"training reward (mean of last {window})")
     if evals:
