@@ -33,7 +33,6 @@ from reward_api.integrations.problems import parse_tests
 from reward_api.types import assert_test, make_problem
 
 
-
 @dataclass(frozen=True)
 class TrainProblem:
     id: str
