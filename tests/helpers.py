@@ -32,3 +32,13 @@ async def assert_pool_healthy(pool: SandboxPool) -> None:
     assert all(r.verdict is Verdict.PASSED for r in results), results
     wrong = await pool.run(good, "def add(a, b):\n    return a - b\n")
     assert wrong.verdict is Verdict.FAILED, wrong
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Our samples in a Prometheus text exposition: `name{labels}` -> value."""
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("codereward_"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples

@@ -21,6 +21,8 @@ import docker
 
 from sandboxes.config import CONTAINER_LABEL
 
+from .helpers import parse_metrics
+
 BIN = Path(sys.executable).parent
 
 
@@ -65,13 +67,10 @@ class ServerProcess:
 
     def metrics(self) -> dict[str, float]:
         """A scrape of its Prometheus endpoint: `name{labels}` -> value."""
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line.startswith("codereward_"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
+        return parse_metrics(urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode())
+
+    def programs_served(self) -> float:
+        return sum(v for k, v in self.metrics().items() if k.startswith("codereward_programs_total{"))
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,8 @@ from google.protobuf import json_format
 from codereward.v1 import reward_pb2 as pb
 from reward_api.types import assert_test, make_problem, make_request
 from sandboxes.config import CONTAINER_LABEL
+
+from .server_proc import ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -31,43 +30,6 @@ def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
 def test_every_console_script_has_help(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
-
-
-class ServerProcess:
-    def __init__(self, image: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [str(BIN / "reward-server"), "--port", "0", "--metrics-port", "0", "--workers", "2", "--image", image, "--drain-s", "0.2", *extra],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 60
-        self.port = 0
-        lines = []
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            lines.append(line)
-            match = re.search(r"listening on [\d.]+:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise AssertionError(f"reward-server did not start: {''.join(lines)}")
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
 
 
 @pytest.fixture

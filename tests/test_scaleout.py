@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +19,10 @@ from reward_api.types import GroupScore, Verdict, assert_test, call_test, make_p
 from sandboxes.config import CONTAINER_LABEL
 from sandboxes.container import sweep_orphans
 
+from .server_proc import ServerProcess
+
 pytestmark = pytest.mark.docker
 
-BIN = Path(sys.executable).parent
 ADD = make_problem("add", [assert_test("assert add(1, 2) == 3"), call_test([2, 3], 5)], entry_point="add")
 GROUPS, GROUP_SIZE = 125, 4  # 500 programs
 EXPECTED = [Verdict.PASSED, Verdict.FAILED, Verdict.RUNTIME_ERROR, Verdict.SYNTAX_ERROR]
@@ -42,58 +38,12 @@ def group_codes(index: int) -> list[str]:
     ]
 
 
-class ServerProcess:
-    """One `reward-server` process; its log goes to a file (a pipe nobody reads would fill)."""
-
-    def __init__(self, image: str, log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "reward-server"), "--port", "0", "--metrics-port", "0", "--workers", "2", "--image", image, "--drain-s", "0.2", "--grace-s", "5"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.port = self.metrics_port = 0
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            match = re.search(r"listening on [\d.]+:(\d+), metrics on :(\d+)", log_path.read_text(errors="replace"))
-            if match:
-                self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"reward-server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def programs_served(self) -> float:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        return sum(float(line.rpartition(" ")[2]) for line in text.splitlines() if line.startswith("codereward_programs_total{"))
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def two_servers(sandbox_image: str, docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     servers: list[ServerProcess] = []
     try:
-        servers.append(ServerProcess(sandbox_image, tmp_path / "a.log"))
-        servers.append(ServerProcess(sandbox_image, tmp_path / "b.log"))
+        servers.append(ServerProcess(sandbox_image))
+        servers.append(ServerProcess(sandbox_image))
         yield servers[0], servers[1]
     finally:
         for server in servers:

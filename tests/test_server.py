@@ -22,6 +22,7 @@ from reward_server.server import RewardServer
 from sandboxes.config import SandboxConfig
 
 from .conftest import our_containers
+from .helpers import parse_metrics
 
 pytestmark = pytest.mark.docker
 
@@ -52,13 +53,7 @@ async def client(server: RewardServer) -> AsyncIterator[AsyncRewardClient]:
 
 
 def scrape(server: RewardServer) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("codereward_"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+    return parse_metrics(urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode())
 
 
 async def test_score_answers_in_request_order_with_dedup(client: AsyncRewardClient) -> None:

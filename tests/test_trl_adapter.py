@@ -14,7 +14,7 @@ from reward_api.integrations.problems import completion_text
 from reward_api.integrations.trl import CodeReward
 from reward_api.types import Verdict
 
-from .test_cli import ServerProcess
+from .server_proc import ServerProcess
 
 GOOD = "def add(a, b):\n    return a + b\n"
 BAD = "def add(a, b):\n    return a - b\n"

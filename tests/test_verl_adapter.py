@@ -18,7 +18,7 @@ from reward_api.integrations.problems import parse_tests, problem_from_spec
 from reward_api.types import GroupScore
 from trainer_client.data import mbpp_entry_point
 
-from .test_cli import ServerProcess
+from .server_proc import ServerProcess
 
 MBPP_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "train.jsonl"
 

@@ -29,7 +29,6 @@ class TrainState:
     """Optimizer steps done (sampled batches)."""
     data_position: int = 0
     """Problems consumed from the (seeded, per-epoch shuffled) training order."""
-    best_pass_at_1: float | None = None
 
 
 def checkpoint_dir(output_dir: Path, step: int) -> Path:

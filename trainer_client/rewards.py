@@ -81,10 +81,6 @@ class RewardWorker:
             self._thread.join(timeout=30)
             self._loop.close()
 
-    def health(self) -> str:
-        assert self._client is not None
-        return str(self._call(self._client.health()))
-
     def submit(self, request: pb.ScoreRequest) -> concurrent.futures.Future[GroupScore]:
         """Send one group now; the future resolves to its GroupScore or raises RewardUnavailable."""
         result: concurrent.futures.Future[GroupScore] = concurrent.futures.Future()

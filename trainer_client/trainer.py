@@ -276,7 +276,10 @@ class GRPOTrainer:
         advantages = group_advantages(rewards, config.std_scaling)
         metrics = _sample_metrics(completions, rewards, advantages.frac_reward_zero_std, scores)
         keep = advantages.valid.flatten().nonzero().flatten()
-        update = self._update(make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep, _sampler_logprobs(completions))
+        correct = self.uses_vllm and config.vllm_importance_sampling_correction
+        update = self._update(
+            make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep, _sampler_logprobs(completions) if correct else None
+        )
         updated = time.perf_counter()
         # --- vLLM sampler (issue 5): the next step samples from the weights just updated ---
         sync = getattr(self.sampler, "sync_weights", None)
@@ -310,7 +313,7 @@ class GRPOTrainer:
         `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
         sampling correction when the config asks for it (vLLM sampler only)."""
         config = self.config
-        correct = sampler_logp is not None and self.uses_vllm and config.vllm_importance_sampling_correction
+        correct = sampler_logp is not None
         if keep.numel() == 0:
             return {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0, "entropy": None, "update_skipped": 1}
         parts_rows = self._micro_batches(keep)
