@@ -60,7 +60,9 @@ def main() -> None:
     hf_rate, hf_tokens, hf_s = tokens_per_s(hf, instructions, args.group_size, args.repeats)
 
     started = time.perf_counter()
-    vllm = VLLMSampler(path, tokenizer, max_new_tokens=args.max_tokens, dtype="float32" if device == "cpu" else "bfloat16", max_model_len=1024)
+    vllm = VLLMSampler(
+        path, tokenizer, max_new_tokens=args.max_tokens, dtype="float32" if device == "cpu" else "bfloat16", max_model_len=1024
+    )
     startup = time.perf_counter() - started
     v_rate, v_tokens, v_s = tokens_per_s(vllm, instructions, args.group_size, args.repeats)
 

@@ -106,7 +106,9 @@ def main() -> int:
     parser.add_argument("--docker-run-sample", type=int, default=24, help="programs for the docker-run baseline (0 = skip)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runtime", default="runc", help="OCI runtime for the pool (runc or runsc)")
-    parser.add_argument("--baseline-parallel", type=int, default=1, help="baseline processes at once (default 1, as DESIGN.md measured them)")
+    parser.add_argument(
+        "--baseline-parallel", type=int, default=1, help="baseline processes at once (default 1, as DESIGN.md measured them)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
 
@@ -115,7 +117,11 @@ def main() -> int:
     own = in_process_times(tasks)
     pool = asyncio.run(pool_measurements(tasks, config, args.rounds))
     python_c = python_c_rate(tasks, args.baseline_parallel)
-    docker_run = docker_run_rate(tasks[: args.docker_run_sample], config.image or pool_image(), args.baseline_parallel) if args.docker_run_sample else float("nan")
+    docker_run = (
+        docker_run_rate(tasks[: args.docker_run_sample], config.image or pool_image(), args.baseline_parallel)
+        if args.docker_run_sample
+        else float("nan")
+    )
 
     rate = statistics.median(pool["rates"])  # type: ignore[arg-type]
     latencies: list[float] = pool["latencies"]  # type: ignore[assignment]
@@ -132,7 +138,9 @@ def main() -> int:
         print(f"{name:<55} {value:>11.1f}")
     print(f"pool / python3 -c: {rate / python_c:.1f}x   pool / docker run: {rate / docker_run:.1f}x")
     print(f"pool rounds (programs/s): {', '.join(f'{r:.0f}' for r in pool['rates'])}")  # type: ignore[union-attr]
-    print(f"sequential latency: median {statistics.median(latencies) * 1e3:.2f} ms, p99 {sorted(latencies)[int(0.99 * len(latencies))] * 1e3:.2f} ms")
+    print(
+        f"sequential latency: median {statistics.median(latencies) * 1e3:.2f} ms, p99 {sorted(latencies)[int(0.99 * len(latencies))] * 1e3:.2f} ms"
+    )
     print(f"median overhead over the program's own run time: {overhead_ms:.2f} ms")
     print(f"pool of {args.workers} ready in {pool['ready_s']:.2f} s")
     if args.json:

@@ -37,7 +37,11 @@ BIN = Path(sys.executable).parent
 
 
 def start_server(workers: int) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([str(BIN / "reward-server"), "--port", "0", "--metrics-port", "0", "--workers", str(workers), "--log-level", "WARNING"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "reward-server"), "--port", "0", "--metrics-port", "0", "--workers", str(workers), "--log-level", "WARNING"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         match = re.search(r"listening on [\d.]+:(\d+)", line)
@@ -98,7 +102,11 @@ def cli_rate(target: str) -> float:
         requests, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
         subprocess.run([str(BIN / "reward-client"), "convert", "humaneval", "-o", str(requests)], check=True, capture_output=True)
         start = time.perf_counter()
-        subprocess.run([str(BIN / "reward-client"), "score", "--target", target, str(requests), "-o", str(out), "--quiet"], check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "reward-client"), "score", "--target", target, str(requests), "-o", str(out), "--quiet"],
+            check=True,
+            capture_output=True,
+        )
         return 164 / (time.perf_counter() - start)
 
 
@@ -127,7 +135,9 @@ def main() -> int:
     print(f"{'python3 -c subprocess per program, sequential':<48} {baseline:>11.1f}")
     print(f"{'gRPC ScoreStream, 164 groups':<48} {stream:>11.1f}   ({stream / baseline:.1f}x python3 -c)")
     print(f"{'reward-client score (process start included)':<48} {cli:>11.1f}   ({cli / baseline:.1f}x python3 -c)")
-    print(f"reward-server's own CPU per program (gRPC, validation, queueing, sandbox I/O): {server_cpu_ms:.2f} ms with one program per request, {group_cpu_ms:.2f} ms in groups of 8")
+    print(
+        f"reward-server's own CPU per program (gRPC, validation, queueing, sandbox I/O): {server_cpu_ms:.2f} ms with one program per request, {group_cpu_ms:.2f} ms in groups of 8"
+    )
     for label, times in (("3 asserts in one test", one_test), ("3 asserts as 3 tests", three_tests)):
         p50, p99 = statistics.median(times) * 1e3, times[int(0.99 * len(times))] * 1e3
         print(f"group of 8 trivial completions, {label}, one client: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(times)} requests)")

@@ -34,14 +34,46 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 EASY = [
-    ("add", "Write a Python function `add(a, b)` that returns the sum of two numbers.", ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"]),
-    ("reverse_string", "Write a Python function `reverse_string(s)` that returns the string reversed.", ["assert reverse_string('abc') == 'cba'", "assert reverse_string('') == ''"]),
-    ("max_of_list", "Write a Python function `max_of_list(xs)` that returns the largest number in a non-empty list.", ["assert max_of_list([3, 9, 2]) == 9", "assert max_of_list([-5]) == -5"]),
-    ("is_even", "Write a Python function `is_even(n)` that returns True when the integer n is even.", ["assert is_even(4) is True", "assert is_even(7) is False"]),
-    ("count_vowels", "Write a Python function `count_vowels(s)` that returns how many vowels (a, e, i, o, u) the lowercase string s has.", ["assert count_vowels('banana') == 3", "assert count_vowels('xyz') == 0"]),
-    ("square_all", "Write a Python function `square_all(xs)` that returns a list of the squares of the numbers in xs.", ["assert square_all([1, 2, 3]) == [1, 4, 9]", "assert square_all([]) == []"]),
-    ("factorial", "Write a Python function `factorial(n)` that returns n! for n >= 0.", ["assert factorial(0) == 1", "assert factorial(5) == 120"]),
-    ("first_char", "Write a Python function `first_char(s)` that returns the first character of a non-empty string.", ["assert first_char('hello') == 'h'", "assert first_char('z') == 'z'"]),
+    (
+        "add",
+        "Write a Python function `add(a, b)` that returns the sum of two numbers.",
+        ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"],
+    ),
+    (
+        "reverse_string",
+        "Write a Python function `reverse_string(s)` that returns the string reversed.",
+        ["assert reverse_string('abc') == 'cba'", "assert reverse_string('') == ''"],
+    ),
+    (
+        "max_of_list",
+        "Write a Python function `max_of_list(xs)` that returns the largest number in a non-empty list.",
+        ["assert max_of_list([3, 9, 2]) == 9", "assert max_of_list([-5]) == -5"],
+    ),
+    (
+        "is_even",
+        "Write a Python function `is_even(n)` that returns True when the integer n is even.",
+        ["assert is_even(4) is True", "assert is_even(7) is False"],
+    ),
+    (
+        "count_vowels",
+        "Write a Python function `count_vowels(s)` that returns how many vowels (a, e, i, o, u) the lowercase string s has.",
+        ["assert count_vowels('banana') == 3", "assert count_vowels('xyz') == 0"],
+    ),
+    (
+        "square_all",
+        "Write a Python function `square_all(xs)` that returns a list of the squares of the numbers in xs.",
+        ["assert square_all([1, 2, 3]) == [1, 4, 9]", "assert square_all([]) == []"],
+    ),
+    (
+        "factorial",
+        "Write a Python function `factorial(n)` that returns n! for n >= 0.",
+        ["assert factorial(0) == 1", "assert factorial(5) == 120"],
+    ),
+    (
+        "first_char",
+        "Write a Python function `first_char(s)` that returns the first character of a non-empty string.",
+        ["assert first_char('hello') == 'h'", "assert first_char('z') == 'z'"],
+    ),
 ]
 INSTRUCTION = "{text} Answer with the function in one ```python code block."
 
@@ -49,7 +81,12 @@ INSTRUCTION = "{text} Answer with the function in one ```python code block."
 def write_problems(path: Path) -> None:
     with open(path, "w") as f:
         for name, text, tests in EASY:
-            f.write(json.dumps({"id": name, "prompt": INSTRUCTION.format(text=text), "entry_point": name, "tests": [{"assert": t} for t in tests]}) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": name, "prompt": INSTRUCTION.format(text=text), "entry_point": name, "tests": [{"assert": t} for t in tests]}
+                )
+                + "\n"
+            )
 
 
 def peak_rss_gb() -> float:
@@ -64,9 +101,21 @@ def run_ours(args: argparse.Namespace, data: Path, target: str, checkpointing: b
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
         config = TrainConfig.from_dict(
             dict(
-                model=args.model, dataset=str(data), eval_dataset="", output_dir=out, reward_servers=(target,), group_size=args.group_size,
-                prompts_per_step=args.prompts, max_completion_tokens=args.max_tokens, learning_rate=1e-6, max_steps=args.steps,
-                loss_aggregation="token-mean", gradient_checkpointing=checkpointing, tensorboard=False, device="cpu", seed=args.seed,
+                model=args.model,
+                dataset=str(data),
+                eval_dataset="",
+                output_dir=out,
+                reward_servers=(target,),
+                group_size=args.group_size,
+                prompts_per_step=args.prompts,
+                max_completion_tokens=args.max_tokens,
+                learning_rate=1e-6,
+                max_steps=args.steps,
+                loss_aggregation="token-mean",
+                gradient_checkpointing=checkpointing,
+                tensorboard=False,
+                device="cpu",
+                seed=args.seed,
                 sampler=sampler,
             )
         )
@@ -93,7 +142,10 @@ def run_trl(args: argparse.Namespace, data: Path, target: str) -> dict[str, Any]
 
     rows = [json.loads(line) for line in data.read_text().splitlines()]
     dataset = datasets.Dataset.from_list(
-        [{"prompt": [{"role": "user", "content": r["prompt"]}], "tests": json.dumps(r["tests"]), "entry_point": r["entry_point"]} for r in rows]
+        [
+            {"prompt": [{"role": "user", "content": r["prompt"]}], "tests": json.dumps(r["tests"]), "entry_point": r["entry_point"]}
+            for r in rows
+        ]
     )
     times: list[float] = []
 
@@ -117,9 +169,21 @@ def run_trl(args: argparse.Namespace, data: Path, target: str) -> dict[str, Any]
             train_dataset=dataset,
             callbacks=[StepTimer(), Logs()],
             args=GRPOConfig(
-                output_dir=out, num_generations=args.group_size, per_device_train_batch_size=args.prompts * args.group_size,
-                max_completion_length=args.max_tokens, max_steps=args.steps, learning_rate=1e-6, temperature=1.0, top_p=1.0,
-                logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", seed=args.seed, beta=0.0,
+                output_dir=out,
+                num_generations=args.group_size,
+                per_device_train_batch_size=args.prompts * args.group_size,
+                max_completion_length=args.max_tokens,
+                max_steps=args.steps,
+                learning_rate=1e-6,
+                temperature=1.0,
+                top_p=1.0,
+                logging_steps=1,
+                report_to="none",
+                use_cpu=True,
+                bf16=False,
+                save_strategy="no",
+                seed=args.seed,
+                beta=0.0,
             ),
         )
         trainer.train()
@@ -161,7 +225,9 @@ def main() -> None:
         if args.only == "trl":
             result = run_trl(args, data, args.target)
         else:
-            result = run_ours(args, data, args.target, checkpointing=args.only == "ours-gc", sampler="vllm" if args.only == "ours-vllm" else "hf")
+            result = run_ours(
+                args, data, args.target, checkpointing=args.only == "ours-gc", sampler="vllm" if args.only == "ours-vllm" else "hf"
+            )
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -174,9 +240,28 @@ def main() -> None:
         with LocalRewardServer(Path(tmp) / "server.log") as server:
             for variant in args.variants.split(","):
                 print(f"--- {variant}: {args.steps} steps ...", file=sys.stderr, flush=True)
-                command = [sys.executable, __file__, "--only", variant, "--target", server.target, "--data", str(data), "--model", args.model,
-                           "--steps", str(args.steps), "--prompts", str(args.prompts), "--group-size", str(args.group_size),
-                           "--max-tokens", str(args.max_tokens), "--seed", str(args.seed)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--only",
+                    variant,
+                    "--target",
+                    server.target,
+                    "--data",
+                    str(data),
+                    "--model",
+                    args.model,
+                    "--steps",
+                    str(args.steps),
+                    "--prompts",
+                    str(args.prompts),
+                    "--group-size",
+                    str(args.group_size),
+                    "--max-tokens",
+                    str(args.max_tokens),
+                    "--seed",
+                    str(args.seed),
+                ]
                 out = subprocess.run(command, capture_output=True, text=True)
                 line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
                 if out.returncode or line is None:
@@ -184,14 +269,20 @@ def main() -> None:
                     raise SystemExit(f"{variant} failed")
                 results[variant] = json.loads(line.removeprefix("RESULT "))
 
-    print(f"\n{args.prompts} prompts x G={args.group_size}, <= {args.max_tokens} new tokens, {args.steps} steps each (first one is warm-up), fp32 CPU")
-    print(f"{'trainer':10} {'s/step':>8} {'gen s':>7} {'update s':>9} {'wait s':>7} {'tokens/step':>12} {'peak RSS GB':>12}  per-step seconds")
+    print(
+        f"\n{args.prompts} prompts x G={args.group_size}, <= {args.max_tokens} new tokens, {args.steps} steps each (first one is warm-up), fp32 CPU"
+    )
+    print(
+        f"{'trainer':10} {'s/step':>8} {'gen s':>7} {'update s':>9} {'wait s':>7} {'tokens/step':>12} {'peak RSS GB':>12}  per-step seconds"
+    )
     for name, r in results.items():
         gen = f"{steady(r['generation']):7.1f}" if "generation" in r else f"{'-':>7}"
         upd = f"{steady(r['update']):9.1f}" if "update" in r else f"{'-':>9}"
         wait = f"{steady(r['reward_wait']):7.2f}" if "reward_wait" in r else f"{'-':>7}"
         tokens = statistics.mean(r["tokens"]) if r["tokens"] else 0
-        print(f"{name:10} {steady(r['steps']):8.1f} {gen} {upd} {wait} {tokens:12.0f} {r['peak_rss_gb']:12.2f}  {[round(s, 1) for s in r['steps']]}")
+        print(
+            f"{name:10} {steady(r['steps']):8.1f} {gen} {upd} {wait} {tokens:12.0f} {r['peak_rss_gb']:12.2f}  {[round(s, 1) for s in r['steps']]}"
+        )
         if "skipped" in r and any(r["skipped"][1:]):
             print(f"{'':10} (steps without any signal skip the update: {r['skipped']})")
     if "trl" in results:

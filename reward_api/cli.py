@@ -103,7 +103,12 @@ def _summary(counts: collections.Counter[str], seconds: float) -> str:
 
 
 def _client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", action="append", required=True, help="HOST:PORT of a reward server; repeat for several (round-robin), or dns:///name:port")
+    parser.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        help="HOST:PORT of a reward server; repeat for several (round-robin), or dns:///name:port",
+    )
     parser.add_argument("--token", help="bearer token")
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument("--tls-ca", type=Path, help="CA certificate that signed the server's (default: system roots)")
@@ -171,7 +176,9 @@ def _convert(args: argparse.Namespace) -> int:
     if args.benchmark == "mbpp" and args.data is None:
         print("reward-client: convert mbpp needs --data (an MBPP JSONL file in Google's format)", file=sys.stderr)
         return 2
-    requests = humaneval_requests(args.samples, args.mode) if args.benchmark == "humaneval" else mbpp_requests(args.data, args.samples, args.mode)
+    requests = (
+        humaneval_requests(args.samples, args.mode) if args.benchmark == "humaneval" else mbpp_requests(args.data, args.samples, args.mode)
+    )
     count = 0
     with open(args.output, "w", encoding="utf-8") as f:
         for request in requests:

@@ -279,7 +279,9 @@ class RewardClient:
         target = channel_target(targets)
         credentials = _credentials(self.options)
         opts = channel_options(self.options)
-        self.channel = grpc.insecure_channel(target, options=opts) if credentials is None else grpc.secure_channel(target, credentials, options=opts)
+        self.channel = (
+            grpc.insecure_channel(target, options=opts) if credentials is None else grpc.secure_channel(target, credentials, options=opts)
+        )
         self.stub = pb_grpc.RewardServiceStub(self.channel)
         self.metadata = _metadata(self.options)
 

@@ -87,5 +87,9 @@ def _indent(code: str) -> str:
 def needed_imports(prompt: str) -> str:
     """The prompt's own import lines (e.g. `from typing import List`): models often drop them
     while using the names, so they are sent as the problem's setup_code."""
-    lines = [line for line in prompt.splitlines() if re.match(r"^(from\s+\S+\s+import\s+.+|import\s+\S+.*)$", line.strip()) and not line.startswith((" ", "\t"))]
+    lines = [
+        line
+        for line in prompt.splitlines()
+        if re.match(r"^(from\s+\S+\s+import\s+.+|import\s+\S+.*)$", line.strip()) and not line.startswith((" ", "\t"))
+    ]
     return "\n".join(lines) + ("\n" if lines else "")

@@ -27,6 +27,10 @@ class ServerConfig:
     runtime: str = "runc"
     """OCI runtime of the sandboxes: runc, or runsc (gVisor)."""
     jobs_per_container: int = 1000
+    """A sandbox container is replaced after this many jobs."""
+    outage_timeout_s: float = 60.0
+    """With no sandbox container alive for this long (Docker engine down), programs are answered
+    SANDBOX_ERROR (masked, counted in codereward_sandbox_errors_total) instead of waiting; 0 = wait."""
     max_completions: int = 256
     """Completions in one request."""
     max_code_bytes: int = 64 * 1024

@@ -17,7 +17,14 @@ def to_problem(msg: pb.Problem) -> Problem:
         else:
             tests.append(CallTest(test.call.args_json, test.call.expected_json))
     limits = Limits(msg.limits.time_limit_s, msg.limits.memory_limit_mb, msg.limits.output_limit_bytes)
-    return Problem(id=msg.id, tests=tuple(tests), setup_code=msg.setup_code, entry_point=msg.entry_point, language=msg.language or "python", limits=limits)
+    return Problem(
+        id=msg.id,
+        tests=tuple(tests),
+        setup_code=msg.setup_code,
+        entry_point=msg.entry_point,
+        language=msg.language or "python",
+        limits=limits,
+    )
 
 
 def to_mode(mode: int) -> ScoringMode:

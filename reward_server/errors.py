@@ -52,19 +52,25 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return parse
 
 
-def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[..., Any], wrap_stream: Callable[..., Any], tolerant: bool = False) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler, wrap_unary: Callable[..., Any], wrap_stream: Callable[..., Any], tolerant: bool = False
+) -> grpc.RpcMethodHandler:
     if handler.unary_unary is not None:
         deserializer = _tolerant(handler.request_deserializer) if tolerant else handler.request_deserializer
         return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), deserializer, handler.response_serializer)
     if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
     return handler
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """ServiceError -> its status code; anything else unexpected -> INTERNAL (and logged)."""
 
-    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         if handler is None:
             return handler
@@ -78,7 +84,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         def unary(behavior: Any) -> Any:
             async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, Undecodable):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request could not be read as a message of {details.method} ({request.reason})")
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the request could not be read as a message of {details.method} ({request.reason})",
+                    )
                 try:
                     return await behavior(request, context)
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -112,7 +121,9 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
 
-    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
         if details.method.startswith(self.EXEMPT):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())

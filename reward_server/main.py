@@ -1,8 +1,8 @@
 """`reward-server`: run one reward server until SIGTERM or SIGINT.
 
-    reward-server                                   # 127.0.0.1:50051, metrics on :9464
-    reward-server --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem --token "$TOKEN"
-    reward-server --config server.toml --workers 8
+reward-server                                   # 127.0.0.1:50051, metrics on :9464
+reward-server --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem --token "$TOKEN"
+reward-server --config server.toml --workers 8
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _doc(name: str) -> str:
+    """The attribute docstring under `name` in ServerConfig's source, on one line."""
     import inspect
 
     source = inspect.getsource(ServerConfig)
@@ -46,9 +47,11 @@ def _doc(name: str) -> str:
     index = source.find(marker)
     if index < 0:
         return ""
-    rest = source[index:].split("\n", 2)
-    doc = rest[1].strip() if len(rest) > 1 else ""
-    return doc.strip('"').replace("%", "%%") if doc.startswith('"""') else ""
+    after = source[index:].split("\n", 1)[1].lstrip()
+    if not after.startswith('"""'):
+        return ""
+    doc = after[3 : after.index('"""', 3)]
+    return " ".join(doc.split()).replace("%", "%%")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

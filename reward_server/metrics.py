@@ -16,24 +16,48 @@ class Metrics(PoolListener):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.requests = Counter("codereward_requests", "Requests (groups) answered, by RPC method and gRPC status code.", ["method", "code"], registry=r)
-        self.request_seconds = Histogram("codereward_request_duration_seconds", "Time to answer one request (group).", ["method"], buckets=TIME_BUCKETS, registry=r)
+        self.requests = Counter(
+            "codereward_requests", "Requests (groups) answered, by RPC method and gRPC status code.", ["method", "code"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "codereward_request_duration_seconds", "Time to answer one request (group).", ["method"], buckets=TIME_BUCKETS, registry=r
+        )
         self.inflight = Gauge("codereward_inflight_requests", "Requests being scored now.", registry=r)
         self.programs = Counter("codereward_programs", "Programs run in a sandbox, by verdict.", ["verdict"], registry=r)
         self.tests = Counter("codereward_tests", "Tests run, by verdict.", ["verdict"], registry=r)
-        self.program_seconds = Histogram("codereward_program_duration_seconds", "Wall time of one program's job in its sandbox (all its tests).", buckets=TIME_BUCKETS, registry=r)
+        self.program_seconds = Histogram(
+            "codereward_program_duration_seconds",
+            "Wall time of one program's job in its sandbox (all its tests).",
+            buckets=TIME_BUCKETS,
+            registry=r,
+        )
         self.test_seconds = Histogram("codereward_test_duration_seconds", "Wall time of one test.", buckets=TIME_BUCKETS, registry=r)
-        self.queue_wait = Histogram("codereward_queue_wait_seconds", "Time a program waited for a free sandbox.", buckets=TIME_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "codereward_queue_wait_seconds", "Time a program waited for a free sandbox.", buckets=TIME_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("codereward_queue_depth", "Programs waiting for a free sandbox.", registry=r)
-        self.admitted = Gauge("codereward_admitted_programs", "Programs admitted and not yet finished (queued or running); capped by max_queue.", registry=r)
+        self.admitted = Gauge(
+            "codereward_admitted_programs", "Programs admitted and not yet finished (queued or running); capped by max_queue.", registry=r
+        )
         self.queue_limit = Gauge("codereward_queue_limit", "The admission limit (max_queue).", registry=r)
         self.sandboxes = Gauge("codereward_sandboxes", "Sandbox containers, by state.", ["state"], registry=r)
         self.container_starts = Counter("codereward_container_starts", "Sandbox containers started.", registry=r)
-        self.container_start_seconds = Histogram("codereward_container_start_duration_seconds", "Time from create to the runner's hello.", registry=r)
-        self.container_recycles = Counter("codereward_container_recycles", "Sandbox containers retired, by reason (job_count, crashed, ...).", ["reason"], registry=r)
+        self.container_start_seconds = Histogram(
+            "codereward_container_start_duration_seconds", "Time from create to the runner's hello.", registry=r
+        )
+        self.container_recycles = Counter(
+            "codereward_container_recycles", "Sandbox containers retired, by reason (job_count, crashed, ...).", ["reason"], registry=r
+        )
         self.container_crashes = Counter("codereward_container_crashes", "Sandbox containers that died or went silent.", registry=r)
-        self.dedup_hits = Counter("codereward_dedup_hits", "Completions not run because an identical program of the same request was.", registry=r)
+        self.dedup_hits = Counter(
+            "codereward_dedup_hits", "Completions not run because an identical program of the same request was.", registry=r
+        )
         self.sandbox_errors = Counter("codereward_sandbox_errors", "Programs answered SANDBOX_ERROR (infrastructure faults).", registry=r)
+        self.outage = Gauge(
+            "codereward_sandbox_outage",
+            "1 while no sandbox container has been alive for outage_timeout_s (programs answered SANDBOX_ERROR).",
+            registry=r,
+        )
         self.rejected = Counter("codereward_rejected_requests", "Requests refused before any work, by reason.", ["reason"], registry=r)
 
     def watch_pool(self, pool: SandboxPool) -> None:
@@ -41,6 +65,7 @@ class Metrics(PoolListener):
         self.sandboxes.labels("busy").set_function(lambda: pool.busy)
         self.sandboxes.labels("idle").set_function(lambda: pool.idle)
         self.queue_depth.set_function(lambda: pool.waiting)
+        self.outage.set_function(lambda: float(pool.in_outage))
 
     # PoolListener hooks
     def container_started(self, seconds: float) -> None:

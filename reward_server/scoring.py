@@ -45,7 +45,9 @@ class Scorer:
         unique = list(dict.fromkeys(codes))  # GRPO groups repeat themselves: run each program once
         if self.admitted + len(unique) > self.config.max_queue:
             self.metrics.rejected.labels("queue_full").inc()
-            raise QueueFull(f"queue full: {self.admitted} programs admitted, {len(unique)} more would exceed max_queue={self.config.max_queue}; retry later")
+            raise QueueFull(
+                f"queue full: {self.admitted} programs admitted, {len(unique)} more would exceed max_queue={self.config.max_queue}; retry later"
+            )
         self.admitted += len(unique)
         try:
             results = await asyncio.gather(*(self._run(problem, code, request.fail_fast) for code in unique))

@@ -1,9 +1,9 @@
 """One reward server: sandbox pool, gRPC (reward service, health, reflection), metrics.
 
-    server = RewardServer(ServerConfig(port=0, metrics_port=0))
-    await server.start()        # returns once the pool is warm and health says SERVING
-    ...                         # server.port, server.metrics_port
-    await server.stop()         # NOT_SERVING, in-flight work gets grace_s, containers removed
+server = RewardServer(ServerConfig(port=0, metrics_port=0))
+await server.start()        # returns once the pool is warm and health says SERVING
+...                         # server.port, server.metrics_port
+await server.stop()         # NOT_SERVING, in-flight work gets grace_s, containers removed
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ class StartupError(RuntimeError):
 
 
 def sandbox_config(config: ServerConfig) -> SandboxConfig:
-    return SandboxConfig(image=config.image, workers=config.workers, runtime=config.runtime, jobs_per_container=config.jobs_per_container)
+    return SandboxConfig(
+        image=config.image,
+        workers=config.workers,
+        runtime=config.runtime,
+        jobs_per_container=config.jobs_per_container,
+        outage_timeout_s=config.outage_timeout_s,
+    )
 
 
 def check_docker(image: str) -> docker.DockerClient:
@@ -55,11 +61,15 @@ def check_docker(image: str) -> docker.DockerClient:
         client = docker.from_env(timeout=30)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise StartupError(f"cannot reach the Docker engine ({exc}). Start it (`dockerd &`, or `systemctl start docker`) or point DOCKER_HOST at one.") from exc
+        raise StartupError(
+            f"cannot reach the Docker engine ({exc}). Start it (`dockerd &`, or `systemctl start docker`) or point DOCKER_HOST at one."
+        ) from exc
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
-        raise StartupError(f"the sandbox image {image} is missing. Build it with `codereward-build-image` (offline) or `codereward-build-image --base-image python:3.11-slim`.") from None
+        raise StartupError(
+            f"the sandbox image {image} is missing. Build it with `codereward-build-image` (offline) or `codereward-build-image --base-image python:3.11-slim`."
+        ) from None
     return client
 
 
@@ -86,11 +96,18 @@ class RewardServer:
         interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
         if self.config.token:
             interceptors.insert(0, TokenInterceptor(self.config.token))
-        options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)]
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
         server = grpc.aio.server(interceptors=interceptors, options=options)
         reward_pb2_grpc.add_RewardServiceServicer_to_server(RewardServicer(Scorer(pool, self.config, self.metrics), self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection([SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
         address = f"{self.config.host}:{self.config.port}"
         if self.config.tls:
             assert self.config.tls_cert is not None and self.config.tls_key is not None
@@ -104,7 +121,9 @@ class RewardServer:
         await server.start()
         self.server = server
         if self.config.metrics_port is not None:
-            http, _ = start_http_server(self.config.metrics_port, addr=self.config.metrics_host or self.config.host, registry=self.metrics.registry)
+            http, _ = start_http_server(
+                self.config.metrics_port, addr=self.config.metrics_host or self.config.host, registry=self.metrics.registry
+            )
             self._metrics_http = http
             self.metrics_port = http.server_port
         try:
@@ -114,7 +133,9 @@ class RewardServer:
             raise
         await self._set_health(SERVING)
         self._monitor = asyncio.create_task(self._watch_pool(), name="health-monitor")
-        log.info("reward server on %s:%d (metrics :%s), %d sandboxes warm", self.config.host, self.port, self.metrics_port or "-", pool.size)
+        log.info(
+            "reward server on %s:%d (metrics :%s), %d sandboxes warm", self.config.host, self.port, self.metrics_port or "-", pool.size
+        )
 
     async def _set_health(self, status: int) -> None:
         for service in ("", SERVICE_NAME):

@@ -44,7 +44,9 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:  # noqa: N802 (gRPC's name)
         return await self._score("Score", request)
 
-    async def ScoreStream(self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ScoreResponse]:  # noqa: N802
+    async def ScoreStream(
+        self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ScoreResponse]:  # noqa: N802
         """Each group is scored as soon as it arrives; answers go out as soon as they are done.
         A refused group gets a response with `error` set; the stream goes on."""
         done: asyncio.Queue[pb.ScoreResponse | None] = asyncio.Queue()
@@ -57,7 +59,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 done.put_nowait(pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(code=exc.code.name, message=str(exc))))
             except Exception as exc:  # a bug: answer this group, keep the stream
                 log.exception("scoring %s failed", request.request_id)
-                done.put_nowait(pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(code="INTERNAL", message=f"{type(exc).__name__}: {exc}")))
+                done.put_nowait(
+                    pb.ScoreResponse(
+                        request_id=request.request_id, error=pb.ScoreError(code="INTERNAL", message=f"{type(exc).__name__}: {exc}")
+                    )
+                )
 
         async def read() -> None:
             try:

@@ -41,6 +41,10 @@ class SandboxConfig:
     """Time a new container gets to say hello before it counts as failed."""
     job_grace_s: float = 5.0
     """Slack beyond the sum of a job's test limits before its container counts as unresponsive."""
+    outage_timeout_s: float = 60.0
+    """When no container has been alive for this long (the Docker engine is down, or containers
+    fail to start), jobs waiting for one are answered SANDBOX_ERROR, and new jobs at once, until
+    a container is back. 0 = wait for a container however long it takes."""
     max_runner_rss_mb: int = 128
     """A runner whose own memory grows past this is replaced."""
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -51,6 +55,8 @@ class SandboxConfig:
             raise ValueError(f"workers={self.workers}: need at least 1 warm container")
         if self.jobs_per_container < 1:
             raise ValueError(f"jobs_per_container={self.jobs_per_container}: must be at least 1")
+        if self.outage_timeout_s < 0:
+            raise ValueError(f"outage_timeout_s={self.outage_timeout_s}: must be 0 (wait forever) or positive")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime={self.runtime!r}: choose one of {', '.join(RUNTIMES)}")
         if self.max_limits.memory_limit_mb + 64 > self.container_memory_mb:

@@ -258,5 +258,8 @@ def _remove(container: Any) -> None:
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # 409: removal already in progress (auto-remove)
             log.warning("could not remove sandbox container %s: %s", container.id[:12], exc)
-    except (docker.errors.DockerException, OSError) as exc:  # engine unreachable (requests' ConnectionError is an OSError): the start-up sweep retries
+    except (
+        docker.errors.DockerException,
+        OSError,
+    ) as exc:  # engine unreachable (requests' ConnectionError is an OSError): the start-up sweep retries
         log.warning("could not remove sandbox container %s: %s", container.id[:12], exc)

@@ -61,7 +61,9 @@ def build_debootstrap_base(client: docker.DockerClient, mirror: str = DEFAULT_MI
     if _image_exists(client, DEBOOTSTRAP_BASE):
         return DEBOOTSTRAP_BASE
     if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is not installed: run `apt-get install -y debootstrap`, or pass --base-image python:3.11-slim where a registry is reachable")
+        raise RuntimeError(
+            "debootstrap is not installed: run `apt-get install -y debootstrap`, or pass --base-image python:3.11-slim where a registry is reachable"
+        )
     with tempfile.TemporaryDirectory(prefix="codereward-rootfs-") as tmp:
         rootfs, archive = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
         log.info("debootstrap bookworm into %s (about a minute)", rootfs)
@@ -115,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="codereward-build-image",
         description="Build the sandbox image (idempotent). Offline by default: a debootstrapped Debian base.",
     )
-    parser.add_argument("--base-image", default=None, help="build on this image instead of the debootstrap base (e.g. python:3.11-slim, needs a registry)")
-    parser.add_argument("--mirror", default=os.environ.get("DEBIAN_MIRROR", DEFAULT_MIRROR), help="Debian mirror for debootstrap (default: %(default)s)")
+    parser.add_argument(
+        "--base-image", default=None, help="build on this image instead of the debootstrap base (e.g. python:3.11-slim, needs a registry)"
+    )
+    parser.add_argument(
+        "--mirror", default=os.environ.get("DEBIAN_MIRROR", DEFAULT_MIRROR), help="Debian mirror for debootstrap (default: %(default)s)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when the image exists")
     parser.add_argument("--print-tag", action="store_true", help="print the tag this source tree builds, and exit")
     args = parser.parse_args(argv)

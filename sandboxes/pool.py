@@ -91,13 +91,22 @@ def _to_result(problem: Problem, reply: dict[str, Any], wall_time_s: float) -> P
     return ProgramResult.from_tests(tuple(tests), wall_time_s)
 
 
+class SandboxUnavailable(Exception):
+    """No container has been alive for `outage_timeout_s`."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"no sandbox container alive for {waited_s:.0f}s (is the Docker engine up? see the server's log)")
+
+
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
 
 class SandboxPool:
-    def __init__(self, config: SandboxConfig | None = None, *, client: docker.DockerClient | None = None, listener: PoolListener | None = None) -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, *, client: docker.DockerClient | None = None, listener: PoolListener | None = None
+    ) -> None:
         self.config = config or SandboxConfig()
         self.image = self.config.image or image_tag()
         self.listener = listener or PoolListener()
@@ -109,6 +118,8 @@ class SandboxPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancellable: set[asyncio.Task[Any]] = set()  # watchers and replacements
         self._closing = False
+        self._outage = asyncio.Event()  # set once no container has been alive for outage_timeout_s
+        self._outage_timer: asyncio.Task[Any] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -141,6 +152,7 @@ class SandboxPool:
             await sandbox.close()
             return sandbox
         self._live.add(sandbox)
+        self._outage_over()
         self._spawn(self._watch(sandbox), cancel_on_close=True)
         self._idle.put_nowait(sandbox)
         self.listener.container_started(time.monotonic() - began)
@@ -172,6 +184,22 @@ class SandboxPool:
         self._spawn(sandbox.close())
         if not self._closing:
             self._spawn(self._replace(), cancel_on_close=True)
+            if not self._live and self._outage_timer is None and self.config.outage_timeout_s > 0:
+                self._outage_timer = self._spawn(self._declare_outage(), cancel_on_close=True)
+
+    async def _declare_outage(self) -> None:
+        await asyncio.sleep(self.config.outage_timeout_s)
+        if not self._live:
+            log.error("no sandbox container alive for %.0fs: answering SANDBOX_ERROR until one is back", self.config.outage_timeout_s)
+            self._outage.set()
+
+    def _outage_over(self) -> None:
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        if self._outage.is_set():
+            log.warning("a sandbox container is alive again: the outage is over")
+            self._outage.clear()
 
     def _spawn(self, coro: Any, cancel_on_close: bool = False) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -236,15 +264,39 @@ class SandboxPool:
         else:
             self._idle.put_nowait(sandbox)
 
+    @property
+    def in_outage(self) -> bool:
+        """No container has been alive for `outage_timeout_s`: jobs get SANDBOX_ERROR at once."""
+        return self._outage.is_set()
+
     async def _acquire(self) -> Sandbox:
+        """An idle live container. Raises SandboxUnavailable during an outage (`in_outage`)."""
         self._waiting += 1
         try:
             while True:
-                sandbox = await self._idle.get()
+                sandbox = await self._next_idle()
                 if sandbox in self._live and not sandbox.dead:
                     return sandbox
         finally:
             self._waiting -= 1
+
+    async def _next_idle(self) -> Sandbox:
+        if not self._idle.empty():
+            return self._idle.get_nowait()
+        if self._outage.is_set():
+            raise SandboxUnavailable(self.config.outage_timeout_s)
+        getting = asyncio.ensure_future(self._idle.get())
+        outage = asyncio.ensure_future(self._outage.wait())
+        try:
+            await asyncio.wait((getting, outage), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            outage.cancel()
+            if not getting.done():
+                getting.cancel()
+                await asyncio.gather(getting, return_exceptions=True)
+        if getting.done() and not getting.cancelled():  # it may have finished as the outage began
+            return getting.result()
+        raise SandboxUnavailable(self.config.outage_timeout_s)
 
     async def _settle_cancelled(self, sandbox: Sandbox, job_id: int) -> None:
         try:
@@ -262,7 +314,11 @@ class SandboxPool:
         detail = "no attempt made"
         queued = time.monotonic()
         for _ in range(ATTEMPTS):
-            sandbox = await self._acquire()
+            try:
+                sandbox = await self._acquire()
+            except SandboxUnavailable as exc:
+                detail = str(exc)
+                break
             began = time.monotonic()
             self._busy += 1
             try:

@@ -27,11 +27,28 @@ BIN = Path(sys.executable).parent
 
 
 class ServerProcess:
-    def __init__(self, image: str, *extra: str, port: int = 0, workers: int = 2, env: dict[str, str] | None = None, start_timeout_s: float = 90.0) -> None:
+    def __init__(
+        self, image: str, *extra: str, port: int = 0, workers: int = 2, env: dict[str, str] | None = None, start_timeout_s: float = 90.0
+    ) -> None:
         self.log = Path(tempfile.mkstemp(prefix="reward-server-", suffix=".log")[1])
         with open(self.log, "wb") as stderr:
             self.proc = subprocess.Popen(
-                [str(BIN / "reward-server"), "--port", str(port), "--metrics-port", "0", "--workers", str(workers), "--image", image, "--drain-s", "0.2", "--grace-s", "5", *extra],
+                [
+                    str(BIN / "reward-server"),
+                    "--port",
+                    str(port),
+                    "--metrics-port",
+                    "0",
+                    "--workers",
+                    str(workers),
+                    "--image",
+                    image,
+                    "--drain-s",
+                    "0.2",
+                    "--grace-s",
+                    "5",
+                    *extra,
+                ],
                 stderr=stderr,
                 stdout=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},

@@ -79,13 +79,31 @@ REFUSED = {
     "expected_json too deep": (make_request(call_problem("[1]", DEEP), [GOOD]), "problem.tests[0].call.expected_json: nested too deeply"),
     "expected_json not JSON": (make_request(call_problem("[1]", "{'a': 1}"), [GOOD]), "problem.tests[0].call.expected_json: not JSON"),
     "args_json huge integer": (make_request(call_problem("[" + "9" * 5000 + "]"), [GOOD]), "problem.tests[0].call.args_json: not JSON"),
-    "keyword entry point": (make_request(make_problem("p", [assert_test("pass")], entry_point="class"), [GOOD]), "'class' is not a Python identifier"),
-    "NUL in assert code": (make_request(make_problem("p", [assert_test("assert 1\x00")]), [GOOD]), "problem.tests[0].assert_code: contains a NUL"),
+    "keyword entry point": (
+        make_request(make_problem("p", [assert_test("pass")], entry_point="class"), [GOOD]),
+        "'class' is not a Python identifier",
+    ),
+    "NUL in assert code": (
+        make_request(make_problem("p", [assert_test("assert 1\x00")]), [GOOD]),
+        "problem.tests[0].assert_code: contains a NUL",
+    ),
     "blank assert code": (make_request(make_problem("p", [assert_test("  \n ")]), [GOOD]), "problem.tests[0].assert_code: empty"),
-    "setup code too large": (make_request(make_problem("p", [assert_test("pass")], setup_code="x = 1\n" * 20_000), [GOOD]), "problem.setup_code: 120000 bytes exceeds the limit of 65536"),
-    "setup code does not compile": (make_request(make_problem("p", [assert_test("pass")], setup_code="def ("), [GOOD]), "problem.setup_code: does not compile"),
-    "10 MB stdin": (make_request(make_problem("p", [io_test("1\n" * 5_000_000, "5000000\n")]), [GOOD]), "problem.tests[0].io: 10000008 bytes exceeds the limit of 65536"),
-    "oversized call test": (make_request(call_problem("[" + ",".join(["1"] * 40_000) + "]"), [GOOD]), "problem.tests[0].call: 80002 bytes exceeds the limit of 65536"),
+    "setup code too large": (
+        make_request(make_problem("p", [assert_test("pass")], setup_code="x = 1\n" * 20_000), [GOOD]),
+        "problem.setup_code: 120000 bytes exceeds the limit of 65536",
+    ),
+    "setup code does not compile": (
+        make_request(make_problem("p", [assert_test("pass")], setup_code="def ("), [GOOD]),
+        "problem.setup_code: does not compile",
+    ),
+    "10 MB stdin": (
+        make_request(make_problem("p", [io_test("1\n" * 5_000_000, "5000000\n")]), [GOOD]),
+        "problem.tests[0].io: 10000008 bytes exceeds the limit of 65536",
+    ),
+    "oversized call test": (
+        make_request(call_problem("[" + ",".join(["1"] * 40_000) + "]"), [GOOD]),
+        "problem.tests[0].call: 80002 bytes exceeds the limit of 65536",
+    ),
     "second completion oversized": (make_request(ADD, [GOOD, "#" * 70_000]), "completions[1].code: 70000 bytes exceeds"),
 }
 
@@ -103,12 +121,28 @@ def test_malformed_requests_get_a_clear_error_and_the_server_keeps_serving(clien
 ANSWERED = {
     # The program's own input: whatever it is, it gets a verdict (never SANDBOX_ERROR).
     "NUL byte in the program": (ADD, "def add(a, b):\n    return a + b\x00\n", {Verdict.SYNTAX_ERROR}),
-    "program nested too deeply to compile": (ADD, "x = " + "(" * 30_000 + ")" * 30_000 + "\n", {Verdict.SYNTAX_ERROR, Verdict.RUNTIME_ERROR}),
-    "non-UTF-8 bytes on stdout": (make_problem("p", [io_test("", "ok\n")]), "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok\\n')\n", {Verdict.FAILED}),
+    "program nested too deeply to compile": (
+        ADD,
+        "x = " + "(" * 30_000 + ")" * 30_000 + "\n",
+        {Verdict.SYNTAX_ERROR, Verdict.RUNTIME_ERROR},
+    ),
+    "non-UTF-8 bytes on stdout": (
+        make_problem("p", [io_test("", "ok\n")]),
+        "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok\\n')\n",
+        {Verdict.FAILED},
+    ),
     "NUL bytes in stdin and output": (make_problem("p", [io_test("a\x00b\n", "a\x00b\n")]), "print(input())\n", {Verdict.PASSED}),
-    "return value nested past the harness's limit": (call_problem("[]", "[]"), "def f():\n    x = []\n    for _ in range(500):\n        x = [x]\n    return x\n", {Verdict.FAILED}),
+    "return value nested past the harness's limit": (
+        call_problem("[]", "[]"),
+        "def f():\n    x = []\n    for _ in range(500):\n        x = [x]\n    return x\n",
+        {Verdict.FAILED},
+    ),
     "tiny time limit": (make_problem("p", [assert_test("while True:\n    pass")], time_limit_s=1e-6), "x = 1\n", {Verdict.TIMEOUT}),
-    "one megabyte of memory": (make_problem("p", [assert_test("x = bytearray(10 << 20)")], memory_limit_mb=1), "x = 1\n", {Verdict.MEMORY_LIMIT, Verdict.RUNTIME_ERROR}),
+    "one megabyte of memory": (
+        make_problem("p", [assert_test("x = bytearray(10 << 20)")], memory_limit_mb=1),
+        "x = 1\n",
+        {Verdict.MEMORY_LIMIT, Verdict.RUNTIME_ERROR},
+    ),
     "one byte of output": (make_problem("p", [io_test("", "hello\n")], output_limit_bytes=1), "print('hello')\n", {Verdict.OUTPUT_LIMIT}),
 }
 
@@ -141,7 +175,9 @@ def test_bytes_that_are_not_a_request_are_refused(server: ServerProcess, client:
 def test_invalid_utf8_in_a_string_field_is_refused(server: ServerProcess, client: RewardClient) -> None:
     payload = make_request(ADD, [GOOD], request_id="AAAA").SerializeToString().replace(b"AAAA", b"\xff\xfeAA")
     error = raw_score(server, payload)
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and CANNOT_READ in (error.details() or "") and "UTF-8" in (error.details() or ""), error
+    assert (
+        error.code() == grpc.StatusCode.INVALID_ARGUMENT and CANNOT_READ in (error.details() or "") and "UTF-8" in (error.details() or "")
+    ), error
     still_serving(client)
 
 

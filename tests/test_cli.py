@@ -26,7 +26,9 @@ def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("command", [["reward-server"], ["reward-client"], ["reward-client", "score"], ["reward-client", "convert"], ["codereward-build-image"]])
+@pytest.mark.parametrize(
+    "command", [["reward-server"], ["reward-client"], ["reward-client", "score"], ["reward-client", "convert"], ["codereward-build-image"]]
+)
 def test_every_console_script_has_help(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
@@ -56,7 +58,12 @@ def test_score_a_file_keeps_order_and_reports_bad_lines(server_process: ServerPr
     problem = make_problem("add", [assert_test("assert add(1, 2) == 3")])
     good = make_request(problem, ["def add(a, b):\n    return a + b\n", "def add(a, b):\n    return 0\n"], request_id="first")
     refused = make_request(problem, [], request_id="empty")
-    lines = [json_format.MessageToJson(good, indent=None).encode(), b"{not json", b"\xff\xfe not utf-8", json_format.MessageToJson(refused, indent=None).encode()]
+    lines = [
+        json_format.MessageToJson(good, indent=None).encode(),
+        b"{not json",
+        b"\xff\xfe not utf-8",
+        json_format.MessageToJson(refused, indent=None).encode(),
+    ]
     requests = tmp_path / "in.jsonl"
     requests.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out.jsonl"
@@ -85,10 +92,19 @@ def test_humaneval_in_one_command(server_process: ServerProcess, tmp_path: Path)
 
 def test_convert_mbpp_with_samples(tmp_path: Path) -> None:
     data = tmp_path / "mbpp.jsonl"
-    record = {"task_id": 7, "text": "add", "code": "def add(a, b):\n    return a + b", "test_setup_code": "", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"], "challenge_test_list": []}
+    record = {
+        "task_id": 7,
+        "text": "add",
+        "code": "def add(a, b):\n    return a + b",
+        "test_setup_code": "",
+        "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+        "challenge_test_list": [],
+    }
     data.write_text(json.dumps(record) + "\n")
     samples = tmp_path / "samples.jsonl"
-    samples.write_text("\n".join(json.dumps({"task_id": 7, "completion": c}) for c in ("def add(a, b): return a + b", "def add(a, b): return 1")) + "\n")
+    samples.write_text(
+        "\n".join(json.dumps({"task_id": 7, "completion": c}) for c in ("def add(a, b): return a + b", "def add(a, b): return 1")) + "\n"
+    )
     out = tmp_path / "requests.jsonl"
     assert run("reward-client", "convert", "mbpp", "--data", str(data), "--samples", str(samples), "-o", str(out)).returncode == 0
     request = json_format.Parse(out.read_text().splitlines()[0], pb.ScoreRequest())

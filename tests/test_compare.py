@@ -84,7 +84,10 @@ def test_a_changed_number_is_always_caught(numbers: list[int], index: int) -> No
     changed = list(numbers)
     changed[index] += 1
     expected = "\n".join(map(str, numbers))
-    assert compare_stdout(expected, "\n".join(map(str, changed))) == f"line {index + 1}: expected {str(numbers[index])!r}, got {str(changed[index])!r}"
+    assert (
+        compare_stdout(expected, "\n".join(map(str, changed)))
+        == f"line {index + 1}: expected {str(numbers[index])!r}, got {str(changed[index])!r}"
+    )
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
@@ -94,7 +97,9 @@ def test_a_printed_float_matches_its_repr(x: float) -> None:
 
 # -- fuzzing (issue 7): the comparators see untrusted program output --------------------------
 
-any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60) | st.sampled_from(["nan", "NaN", "inf", "-inf", "1e400", "0x10", "1_000", "\x00", "\r\n", "\u2028"])
+any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60) | st.sampled_from(
+    ["nan", "NaN", "inf", "-inf", "1e400", "0x10", "1_000", "\x00", "\r\n", "\u2028"]
+)
 lines_of = st.lists(any_text | st.integers().map(str) | st.floats().map(repr), max_size=6).map("\n".join)
 
 

@@ -29,4 +29,14 @@ def test_field_names_of_the_contract() -> None:
     assert {"id", "reward", "verdict", "tests", "passed", "total", "wall_time_s"} <= names(pb.CompletionResult)
     assert {"request_id", "results"} <= names(pb.ScoreResponse)
     assert pb.CompletionResult.DESCRIPTOR.fields_by_name["reward"].has_presence
-    assert set(pb.Verdict.keys()) >= {"PASSED", "FAILED", "RUNTIME_ERROR", "SYNTAX_ERROR", "TIMEOUT", "MEMORY_LIMIT", "OUTPUT_LIMIT", "SKIPPED", "SANDBOX_ERROR"}
+    assert set(pb.Verdict.keys()) >= {
+        "PASSED",
+        "FAILED",
+        "RUNTIME_ERROR",
+        "SYNTAX_ERROR",
+        "TIMEOUT",
+        "MEMORY_LIMIT",
+        "OUTPUT_LIMIT",
+        "SKIPPED",
+        "SANDBOX_ERROR",
+    }

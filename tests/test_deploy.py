@@ -75,7 +75,9 @@ def test_k8s_manifest_passes_the_api_schema(index: int) -> None:
 def test_k8s_schema_check_rejects_a_misspelt_field() -> None:
     """The validator is strict enough to catch the mistakes that matter (control for the above)."""
     deployment = copy.deepcopy(k8s("Deployment"))
-    deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = deployment["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = deployment["spec"]["template"]["spec"]["containers"][0].pop(
+        "readinessProbe"
+    )
     with pytest.raises(kubernetes_validate.ValidationError, match="readinessprobe"):
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
@@ -132,7 +134,9 @@ def test_k8s_probes_use_grpc_health_and_shutdown_fits_the_grace_period() -> None
     drain, grace = float(_arg(server, "--drain-s")), float(_arg(server, "--grace-s"))
     assert pod["terminationGracePeriodSeconds"] > drain + grace
     # The flags parse into a valid ServerConfig (what the container will run).
-    ServerConfig(host=_arg(server, "--host"), insecure=True, token="t", workers=int(_arg(server, "--workers")), drain_s=drain, grace_s=grace)
+    ServerConfig(
+        host=_arg(server, "--host"), insecure=True, token="t", workers=int(_arg(server, "--workers")), drain_s=drain, grace_s=grace
+    )
 
 
 def test_k8s_sandboxes_run_in_the_pods_own_engine_not_the_nodes() -> None:
@@ -221,14 +225,18 @@ def test_server_dockerfile_builds_offline_capable_from_the_repository() -> None:
 
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-k8s.yml"])
 def test_promtool_accepts_the_scrape_configs(config: str) -> None:
-    result = subprocess.run([_require("promtool"), "check", "config", config], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_require("promtool"), "check", "config", config], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_alert_rules_fire_on_the_series_they_watch() -> None:
     """`promtool test rules`: each alert fires for the bad server and not for the healthy one."""
-    result = subprocess.run([_require("promtool"), "test", "rules", "alerts_test.yml"], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_require("promtool"), "test", "rules", "alerts_test.yml"], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus/alerts_test.yml").read_text()))
     assert tested == {rule["alert"] for rule in alert_rules()}
@@ -292,8 +300,16 @@ async def test_dashboard_and_alerts_use_only_metrics_the_server_exports(fast_con
         assert not unknown, f"{where} uses {sorted(unknown)}, which no reward server exports"
         used |= names
     # What the issue asks the dashboard to show, by the metric that shows it.
-    for needed in ("codereward_programs_total", "codereward_tests_total", "codereward_request_duration_seconds_bucket", "codereward_queue_depth",
-                   "codereward_queue_wait_seconds_bucket", "codereward_sandboxes", "codereward_container_crashes_total", "codereward_sandbox_errors_total"):
+    for needed in (
+        "codereward_programs_total",
+        "codereward_tests_total",
+        "codereward_request_duration_seconds_bucket",
+        "codereward_queue_depth",
+        "codereward_queue_wait_seconds_bucket",
+        "codereward_sandboxes",
+        "codereward_container_crashes_total",
+        "codereward_sandbox_errors_total",
+    ):
         assert needed in used, f"nothing shows {needed}"
 
 
@@ -333,7 +349,8 @@ def prometheus_for(tmp_path: Path) -> Iterator[Any]:
         log = open(tmp_path / "prometheus.log", "wb")  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [binary, f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         procs.append(proc)
@@ -373,7 +390,9 @@ async def _until(predicate: Any, timeout_s: float, what: str) -> Any:
 
 
 @pytest.mark.docker
-async def test_prometheus_measures_programs_per_second_of_a_scoring_run(fast_config: SandboxConfig, prometheus_for: Any, tmp_path: Path) -> None:
+async def test_prometheus_measures_programs_per_second_of_a_scoring_run(
+    fast_config: SandboxConfig, prometheus_for: Any, tmp_path: Path
+) -> None:
     server = await start_server(fast_config)
     try:
         shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
@@ -402,16 +421,30 @@ async def test_prometheus_measures_programs_per_second_of_a_scoring_run(fast_con
         programs_per_s = await _until(lambda: rate() > 0 and rate(), 30, "a positive programs/s rate")
         assert programs_per_s > 0
         scraped_total = prometheus.query('sum(codereward_programs_total{job="codereward"})')
-        await _until(lambda: float(prometheus.query('sum(codereward_programs_total{job="codereward"})')[0]["value"][1]) == 8 * groups, 15,
-                     f"the scraped program count reaching {8 * groups} (was {scraped_total})")
+        await _until(
+            lambda: float(prometheus.query('sum(codereward_programs_total{job="codereward"})')[0]["value"][1]) == 8 * groups,
+            15,
+            f"the scraped program count reaching {8 * groups} (was {scraped_total})",
+        )
 
         # Every dashboard and alert expression evaluates on the live data; the main panels show series.
         results = {where: prometheus.query(expr) for where, expr in all_expressions().items()}
-        for title in ("Programs/s", "Tests/s by verdict", "Group latency p50 / p99", "Queue wait p50 / p99", "Sandbox utilisation", "Sandbox errors/s"):
+        for title in (
+            "Programs/s",
+            "Tests/s by verdict",
+            "Group latency p50 / p99",
+            "Queue wait p50 / p99",
+            "Sandbox utilisation",
+            "Sandbox errors/s",
+        ):
             assert results[f"panel {title!r} A"], f"panel {title!r} shows nothing"
         verdicts = {r["metric"]["verdict"] for r in results["panel 'Programs/s by verdict' A"]}
         assert verdicts == {"PASSED", "FAILED"}
-        rules = await _until(lambda: [r for g in prometheus.api("rules")["groups"] for r in g["rules"] if r.get("lastEvaluation", "").startswith("2")], 20, "rules evaluated")
+        rules = await _until(
+            lambda: [r for g in prometheus.api("rules")["groups"] for r in g["rules"] if r.get("lastEvaluation", "").startswith("2")],
+            20,
+            "rules evaluated",
+        )
         assert {r["name"] for r in rules} == {r["alert"] for r in alert_rules()}
         assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
         assert all(r["state"] == "inactive" for r in rules), [(r["name"], r["state"]) for r in rules]  # a healthy server fires nothing

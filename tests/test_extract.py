@@ -26,7 +26,9 @@ def test_an_unclosed_fence_is_still_code() -> None:
 
 
 def test_several_blocks_pick_the_definition() -> None:
-    text = "```python\nprint(add(1, 2))\n```\nand the function:\n```py\ndef add(a, b):\n    return a + b\n```\n```\nassert add(1, 1) == 2\n```"
+    text = (
+        "```python\nprint(add(1, 2))\n```\nand the function:\n```py\ndef add(a, b):\n    return a + b\n```\n```\nassert add(1, 1) == 2\n```"
+    )
     assert extract_code(text, "add") == "def add(a, b):\n    return a + b\n"
 
 

@@ -11,14 +11,12 @@ the soak, `test_soak.py`.)
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import random
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,7 +90,9 @@ async def test_server_sigkilled_mid_stream_loses_no_group(sandbox_image: str, do
 # -- sandbox containers killed under load ------------------------------------------------------
 
 
-async def test_containers_killed_under_load_give_no_wrong_answer_and_the_pool_heals(fast_config: SandboxConfig, docker_client: docker.DockerClient) -> None:
+async def test_containers_killed_under_load_give_no_wrong_answer_and_the_pool_heals(
+    fast_config: SandboxConfig, docker_client: docker.DockerClient
+) -> None:
     """`docker kill` on busy sandboxes, again and again, while a stream of groups flows: every
     program is re-run on a healthy container or answered SANDBOX_ERROR (masked), never FAILED
     for a right program nor PASSED for a wrong one; afterwards the pool is back to full size
@@ -155,10 +155,25 @@ class PrivateEngine:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["dockerd", "--config-file", str(self.root / "daemon.json"), "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "docker.pid"), "-H", self.host, "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--shutdown-timeout=2"],  # the runner (PID 1) ignores SIGTERM: do not wait the default 15 s
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "dockerd.log", "ab"),  # noqa: SIM115 (closed with the process)
+            [
+                "dockerd",
+                "--config-file",
+                str(self.root / "daemon.json"),
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "-H",
+                self.host,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--shutdown-timeout=2",
+            ],  # the runner (PID 1) ignores SIGTERM: do not wait the default 15 s
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "dockerd.log", "ab"),  # noqa: SIM115 (closed with the process)
         )
         wait_for(self.ping, 60, 0.2, what="the private dockerd answering")
 
@@ -208,35 +223,36 @@ def private_engine(docker_client: docker.DockerClient) -> Iterator[PrivateEngine
 
 def test_engine_stopped_and_started_under_a_running_server(private_engine: PrivateEngine, sandbox_image: str) -> None:
     """Health goes NOT_SERVING while the engine is down (no sandbox alive); a group sent then
-    waits for a sandbox and is scored once the engine is back (SANDBOX_ERROR, masked, would be
-    allowed; a verdict made up from the fault would not); the pool rebuilds itself (before the
-    fix in `SandboxPool._replace` it stayed empty for good), health says SERVING again and
-    requests are scored right."""
+    waits for a sandbox, and once none has been alive for --outage-timeout-s it is answered
+    SANDBOX_ERROR (masked, counted), never a verdict made up from the fault. When the engine is
+    back the pool rebuilds itself (before the fix in `SandboxPool._replace` it stayed empty for
+    good), health says SERVING again and requests are scored right."""
     private_engine.load(sandbox_image)
-    server = ServerProcess(sandbox_image, env={"DOCKER_HOST": private_engine.host})
+    server = ServerProcess(sandbox_image, "--outage-timeout-s", "3", env={"DOCKER_HOST": private_engine.host})
     try:
         with RewardClient(server.target, retry_timeout_s=5.0, timeout_s=120.0) as client:
             codes, expected = group(0)
             assert client.health() == "SERVING"
             assert_correct(client.score(make_request(ADD, codes)), expected)
+            assert server.metrics()["codereward_sandbox_outage"] == 0
 
             private_engine.stop()
             wait_for(lambda: client.health() == "NOT_SERVING", 30, what="health NOT_SERVING with the engine down")
-            # A group sent while the engine is down waits for a sandbox (or is masked): never a verdict
-            # made up from the fault.
-            with concurrent.futures.ThreadPoolExecutor(1) as executor:
-                codes, expected = group(1)
-                waiting = executor.submit(client.score, make_request(ADD, codes))
-                time.sleep(1.0)
-                private_engine.start()
-                late = waiting.result(timeout=120)
-            for result, want in zip(late.results, expected):
-                assert result.verdict in (want, Verdict.SANDBOX_ERROR) and (result.reward is None) == (result.verdict is Verdict.SANDBOX_ERROR)
+            codes, _ = group(1)
+            masked = client.score(make_request(ADD, codes))  # waits out the outage timeout
+            assert [r.verdict for r in masked.results] == [Verdict.SANDBOX_ERROR] * 4, masked
+            assert masked.rewards == [None] * 4 and all(r.masked for r in masked.results)
+            metrics = server.metrics()
+            assert metrics["codereward_sandbox_outage"] == 1
+            assert metrics["codereward_sandbox_errors_total"] == 4
+            assert metrics.get('codereward_programs_total{verdict="FAILED"}', 0) == 2  # group 0's two only
 
+            private_engine.start()
             wait_for(lambda: client.health() == "SERVING", 60, what="health SERVING once the engine is back")
             codes, expected = group(2)
             assert_correct(client.score(make_request(ADD, codes)), expected)
             wait_for(lambda: server.metrics().get('codereward_sandboxes{state="idle"}', 0) == 2, 30, what="the pool back to full size")
+            assert server.metrics()["codereward_sandbox_outage"] == 0
         assert server.stop() == 0
     finally:
         server.stop()

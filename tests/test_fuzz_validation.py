@@ -23,14 +23,25 @@ from reward_server.validation import validate
 from sandboxes.config import SandboxConfig
 from sandboxes.pool import build_job
 
-CONFIG = ServerConfig(max_completions=8, max_code_bytes=512, max_test_bytes=8192,  # room for JSON nested past the parser's stack
-                       max_setup_bytes=512, max_tests=6)
+CONFIG = ServerConfig(
+    max_completions=8,
+    max_code_bytes=512,
+    max_test_bytes=8192,  # room for JSON nested past the parser's stack
+    max_setup_bytes=512,
+    max_tests=6,
+)
 SANDBOX = SandboxConfig(image="unused")
 FIELDS = ("completions", "problem", "mode")
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)  # protobuf strings are UTF-8: no lone surrogates
-json_text = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | text, lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3), max_leaves=8).map(json.dumps)
-nested = st.one_of(st.sampled_from([1, 100, 990, 1000, 1500, 3000]), st.integers(min_value=1, max_value=3000)).map(lambda n: "[" * n + "]" * n)  # past the parser's stack too
+json_text = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | text,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3),
+    max_leaves=8,
+).map(json.dumps)
+nested = st.one_of(st.sampled_from([1, 100, 990, 1000, 1500, 3000]), st.integers(min_value=1, max_value=3000)).map(
+    lambda n: "[" * n + "]" * n
+)  # past the parser's stack too
 code_text = st.one_of(text, st.sampled_from(["assert True", "assert (", "x = 1\x00", "pass", "\n", "def f(:", "(" * 300 + ")" * 300]))
 name = st.one_of(st.sampled_from(["", "f", "add", "class", "None", "1f", "f-g", "ünïcode", "_"]), text)
 
@@ -41,7 +52,11 @@ def cases() -> st.SearchStrategy[pb.TestCase]:
         st.just(pb.TestCase(assert_code="assert True")),
         code_text.map(lambda c: pb.TestCase(assert_code=c)),
         st.builds(lambda i, o: pb.TestCase(io=pb.IoTest(stdin=i, expected_stdout=o)), text, text),
-        st.builds(lambda a, e: pb.TestCase(call=pb.CallTest(args_json=a, expected_json=e)), st.one_of(json_text, text, nested), st.one_of(json_text, text, nested)),
+        st.builds(
+            lambda a, e: pb.TestCase(call=pb.CallTest(args_json=a, expected_json=e)),
+            st.one_of(json_text, text, nested),
+            st.one_of(json_text, text, nested),
+        ),
     )
 
 
@@ -64,11 +79,19 @@ problems = st.builds(
 )
 requests = st.builds(
     lambda rid, problem, codes, mode, fail_fast: pb.ScoreRequest(
-        request_id=rid, completions=[pb.Completion(id=str(i), code=c) for i, c in enumerate(codes)], mode=mode, fail_fast=fail_fast, **({"problem": problem} if problem is not None else {})
+        request_id=rid,
+        completions=[pb.Completion(id=str(i), code=c) for i, c in enumerate(codes)],
+        mode=mode,
+        fail_fast=fail_fast,
+        **({"problem": problem} if problem is not None else {}),
     ),
     text,
     st.one_of(problems, problems, problems, st.none()),
-    st.one_of(st.lists(text, min_size=1, max_size=4), st.lists(text, min_size=1, max_size=4), st.lists(st.one_of(text, st.just("y" * 600)), max_size=10)),
+    st.one_of(
+        st.lists(text, min_size=1, max_size=4),
+        st.lists(text, min_size=1, max_size=4),
+        st.lists(st.one_of(text, st.just("y" * 600)), max_size=10),
+    ),
     st.one_of(st.just(0), st.just(1), st.just(0), st.integers(min_value=-3, max_value=5)),
     st.booleans(),
 )
@@ -95,7 +118,13 @@ def test_validation_accepts_or_names_a_field_and_what_it_accepts_becomes_a_job(r
 
 def skeleton(**problem: object) -> pb.ScoreRequest:
     """A valid request with one part of its problem replaced."""
-    fields: dict[str, object] = {"id": "p", "language": "python", "entry_point": "f", "tests": [pb.TestCase(assert_code="assert True")], **problem}
+    fields: dict[str, object] = {
+        "id": "p",
+        "language": "python",
+        "entry_point": "f",
+        "tests": [pb.TestCase(assert_code="assert True")],
+        **problem,
+    }
     return pb.ScoreRequest(problem=pb.Problem(**fields), completions=[pb.Completion(id="0", code="def f(): pass")])  # type: ignore[arg-type]
 
 
@@ -150,7 +179,11 @@ identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(lam
 
 
 @settings(max_examples=200)
-@given(identifiers, st.lists(st.lists(st.integers(), max_size=3), min_size=1, max_size=4), st.lists(text.filter(lambda s: "\x00" not in s), min_size=1, max_size=8))
+@given(
+    identifiers,
+    st.lists(st.lists(st.integers(), max_size=3), min_size=1, max_size=4),
+    st.lists(text.filter(lambda s: "\x00" not in s), min_size=1, max_size=8),
+)
 def test_well_formed_requests_are_always_accepted(entry: str, calls: list[list[int]], codes: list[str]) -> None:
     tests = [pb.TestCase(call=pb.CallTest(args_json=json.dumps(args), expected_json=json.dumps(sum(args)))) for args in calls]
     tests.append(pb.TestCase(assert_code=f"assert {entry} is not None"))

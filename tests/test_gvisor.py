@@ -21,7 +21,9 @@ def runtime() -> str:
 
 
 async def test_the_three_test_forms_under_gvisor(pool: SandboxPool) -> None:
-    program = "import sys\ndef add(a, b):\n    return a + b\nif __name__ == '__main__':\n    print(add(*map(int, sys.stdin.read().split())))\n"
+    program = (
+        "import sys\ndef add(a, b):\n    return a + b\nif __name__ == '__main__':\n    print(add(*map(int, sys.stdin.read().split())))\n"
+    )
     checks = problem(*ADD_TESTS, io("2 3", "5"), call([2, 3], 5), call([2, 3], 6), entry_point="add")
     result = await pool.run(checks, program)
     assert [t.verdict for t in result.tests] == [Verdict.PASSED] * 4 + [Verdict.FAILED]

@@ -41,7 +41,19 @@ def test_rigged_comparisons_are_refused(value: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [1, 2.5, "s", None, True, [1, [2, (3,)]], {"a": {1, 2}}, collections.Counter("ab"), collections.OrderedDict(a=1), collections.namedtuple("P", "x")(1), Plain()],
+    [
+        1,
+        2.5,
+        "s",
+        None,
+        True,
+        [1, [2, (3,)]],
+        {"a": {1, 2}},
+        collections.Counter("ab"),
+        collections.OrderedDict(a=1),
+        collections.namedtuple("P", "x")(1),
+        Plain(),
+    ],
 )
 def test_plain_values_compare_normally(value: object) -> None:
     run_test("assert value == value2", value=value, value2=value)

@@ -25,7 +25,17 @@ def killed(sig: int) -> int:
 
 
 def obs(kind: str = "assert", status: int | None = 0, result: bytes = b"", **kw: object) -> Observation:
-    fields: dict[str, object] = dict(kind=kind, timed_out=False, output_exceeded=False, status=status, cpu_time_s=0.01, cpu_limit_s=1.0, stdout=b"", stderr=b"", result=result)
+    fields: dict[str, object] = dict(
+        kind=kind,
+        timed_out=False,
+        output_exceeded=False,
+        status=status,
+        cpu_time_s=0.01,
+        cpu_limit_s=1.0,
+        stdout=b"",
+        stderr=b"",
+        result=result,
+    )
     fields.update(kw)
     return Observation(**fields)  # type: ignore[arg-type]
 

@@ -26,7 +26,10 @@ from .server_proc import ServerProcess
 
 pytestmark = pytest.mark.docker
 
-SOAK = [pytest.mark.soak, pytest.mark.skipif(os.environ.get("CODEREWARD_SOAK") != "1", reason="long run: set CODEREWARD_SOAK=1 (.ci/run does when time allows)")]
+SOAK = [
+    pytest.mark.soak,
+    pytest.mark.skipif(os.environ.get("CODEREWARD_SOAK") != "1", reason="long run: set CODEREWARD_SOAK=1 (.ci/run does when time allows)"),
+]
 CLIENTS = 16
 GROUP = 8
 # Growth of the server's RSS allowed from after a warm-up to the end of the load. Measured
@@ -107,11 +110,15 @@ async def test_many_clients_every_request_answered_right_and_memory_bounded(serv
     seconds = time.monotonic() - began
     rss_after, fds_after = server.rss_mb(), server.open_fds()
     total = CLIENTS * requests
-    print(f"\n{total} requests ({total * GROUP} programs, {total * 6} distinct) in {seconds:.1f}s; server RSS {rss_before:.1f} -> {rss_after:.1f} MB, fds {fds_before} -> {fds_after}")
+    print(
+        f"\n{total} requests ({total * GROUP} programs, {total * 6} distinct) in {seconds:.1f}s; server RSS {rss_before:.1f} -> {rss_after:.1f} MB, fds {fds_before} -> {fds_after}"
+    )
     assert outcomes == Counter(ok=total)
     metrics = server.metrics()
     assert metrics["codereward_queue_depth"] == 0 and metrics["codereward_admitted_programs"] == 0
-    assert metrics['codereward_requests_total{code="OK",method="Score"}'] + metrics['codereward_requests_total{code="OK",method="ScoreStream"}'] == CLIENTS * (requests + 2)
+    assert metrics['codereward_requests_total{code="OK",method="Score"}'] + metrics[
+        'codereward_requests_total{code="OK",method="ScoreStream"}'
+    ] == CLIENTS * (requests + 2)
     assert metrics["codereward_dedup_hits_total"] == 2 * CLIENTS * (requests + 2)
     assert rss_after - rss_before < RSS_GROWTH_BOUND_MB, f"server RSS grew {rss_after - rss_before:.1f} MB"
     assert fds_after <= fds_before + FD_SLACK  # no descriptor leak per request (3200 on the full run) or per channel
@@ -126,7 +133,9 @@ async def test_a_low_queue_limit_refuses_the_excess_explicitly(sandbox_image: st
         outcomes = await burst(server.target, 4)
         assert sum(outcomes.values()) == CLIENTS * 4
         assert set(outcomes) == {"ok", grpc.StatusCode.RESOURCE_EXHAUSTED.name}, outcomes
-        assert server.metrics()['codereward_rejected_requests_total{reason="queue_full"}'] == outcomes[grpc.StatusCode.RESOURCE_EXHAUSTED.name]
+        assert (
+            server.metrics()['codereward_rejected_requests_total{reason="queue_full"}'] == outcomes[grpc.StatusCode.RESOURCE_EXHAUSTED.name]
+        )
         assert await one_client(server.target, 99, 2, streaming=False) == Counter(ok=2)  # the burst is over: admitted again
     finally:
         assert server.stop() == 0

@@ -23,7 +23,14 @@ def gguf_tokenizer() -> object:
 
 def test_a_local_directory_loads_as_is(tmp_path: Path, gguf_tokenizer: object) -> None:
     """A tiny randomly initialised model of SmolLM2's architecture, saved and loaded by path."""
-    config = transformers.LlamaConfig(vocab_size=len(gguf_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)  # type: ignore[arg-type]
+    config = transformers.LlamaConfig(
+        vocab_size=len(gguf_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )  # type: ignore[arg-type]
     transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     gguf_tokenizer.save_pretrained(tmp_path)  # type: ignore[attr-defined]
     assert model_module.resolve_model(str(tmp_path)) == str(tmp_path)
@@ -33,7 +40,9 @@ def test_a_local_directory_loads_as_is(tmp_path: Path, gguf_tokenizer: object) -
 
 
 @pytest.mark.slow
-def test_the_default_model_is_converted_once_and_matches_the_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gguf_tokenizer: object) -> None:
+def test_the_default_model_is_converted_once_and_matches_the_gguf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gguf_tokenizer: object
+) -> None:
     monkeypatch.setenv("CODEREWARD_CACHE", str(tmp_path))
     path = Path(model_module.resolve_model(model_module.DEFAULT_MODEL))
     weights = path / "model.safetensors"
@@ -41,7 +50,9 @@ def test_the_default_model_is_converted_once_and_matches_the_gguf(tmp_path: Path
     stamp = weights.stat().st_mtime_ns
     assert Path(model_module.resolve_model(model_module.DEFAULT_MODEL)) == path and weights.stat().st_mtime_ns == stamp
     model, tokenizer = model_module.load_model(model_module.DEFAULT_MODEL)
-    reference = transformers.AutoModelForCausalLM.from_pretrained(model_module._gguf_dir(), gguf_file=model_module.GGUF_FILE, dtype=torch.float32)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(
+        model_module._gguf_dir(), gguf_file=model_module.GGUF_FILE, dtype=torch.float32
+    )
     ids = tokenizer("def add(a, b):", return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(model(**ids).logits, reference(**ids).logits)

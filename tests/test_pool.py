@@ -138,7 +138,9 @@ async def test_containers_are_recycled_after_k_jobs(fast_config: SandboxConfig, 
         assert recorder.started >= 2 + recorder.retired.count("job_count") - 1
 
 
-async def test_a_container_killed_mid_job_never_yields_a_wrong_answer(fast_config: SandboxConfig, docker_client: docker.DockerClient) -> None:
+async def test_a_container_killed_mid_job_never_yields_a_wrong_answer(
+    fast_config: SandboxConfig, docker_client: docker.DockerClient
+) -> None:
     recorder = Recorder()
     async with SandboxPool(fast_config, client=docker_client, listener=recorder) as pool:
         program = "import time\ntime.sleep(0.5)\n" + GOOD_ADD
@@ -155,7 +157,9 @@ async def test_a_container_killed_mid_job_never_yields_a_wrong_answer(fast_confi
         await assert_pool_healthy(pool)
 
 
-async def test_every_container_dying_gives_sandbox_error_not_a_verdict(fast_config: SandboxConfig, docker_client: docker.DockerClient) -> None:
+async def test_every_container_dying_gives_sandbox_error_not_a_verdict(
+    fast_config: SandboxConfig, docker_client: docker.DockerClient
+) -> None:
     recorder = Recorder()
     async with SandboxPool(dataclasses.replace(fast_config, workers=1), client=docker_client, listener=recorder) as pool:
         # The program takes down its own container (the runner is PID 1: killing every
@@ -179,11 +183,43 @@ async def test_every_container_dying_gives_sandbox_error_not_a_verdict(fast_conf
         assert (await pool.run(problem(*ADD_TESTS), GOOD_ADD)).verdict is Verdict.PASSED
 
 
-async def test_a_program_that_tampers_with_the_runner_retires_its_container(fast_config: SandboxConfig, docker_client: docker.DockerClient) -> None:
+async def test_with_no_container_alive_jobs_get_sandbox_error_after_the_outage_timeout(
+    fast_config: SandboxConfig, docker_client: docker.DockerClient
+) -> None:
+    """Containers that cannot start (here: their image is gone; in life: the engine is down)
+    leave the pool empty. A job waits `outage_timeout_s` for one, then is answered
+    SANDBOX_ERROR (never a verdict); later jobs at once; once a container is back, jobs run."""
+    recorder = Recorder()
+    config = dataclasses.replace(fast_config, workers=1, outage_timeout_s=1.0)
+    async with SandboxPool(config, client=docker_client, listener=recorder) as pool:
+        image = pool.image
+        pool.image = "codereward-sandbox-python:no-such-tag"  # every replacement fails to start
+        sandbox = next(iter(pool._live))
+        await asyncio.to_thread(docker_client.api.kill, sandbox.container.id)
+        await wait_until(lambda: pool.size == 0)
+        assert not pool.in_outage  # not yet: the timeout runs from the last container's death
+        waited = await pool.run(problem(*ADD_TESTS), GOOD_ADD)
+        assert pool.in_outage
+        assert waited.verdict is Verdict.SANDBOX_ERROR and waited.reward(ScoringMode.ALL_OR_NOTHING) is None
+        assert "no sandbox container alive" in waited.tests[0].detail, waited
+        at_once = await asyncio.wait_for(pool.run(problem(*ADD_TESTS), GOOD_ADD), timeout=30)  # a hang guard
+        assert at_once.verdict is Verdict.SANDBOX_ERROR
+        assert len(recorder.sandbox_errors) == 2
+        pool.image = image  # the next replacement attempt (backoff <= 10 s) succeeds
+        await wait_until(lambda: pool.size == 1, timeout=30)
+        assert not pool.in_outage
+        assert (await pool.run(problem(*ADD_TESTS), GOOD_ADD)).verdict is Verdict.PASSED
+
+
+async def test_a_program_that_tampers_with_the_runner_retires_its_container(
+    fast_config: SandboxConfig, docker_client: docker.DockerClient
+) -> None:
     """Programs share the runner's uid, so the kernel lets them lower its rlimits and its
     priority. Nothing stops that inside the container; the runner notices after the job."""
     recorder = Recorder()
-    tamper = "import os, resource\nresource.prlimit(1, resource.RLIMIT_NOFILE, (16, 16))\nos.setpriority(os.PRIO_PROCESS, 1, 19)\n" + GOOD_ADD
+    tamper = (
+        "import os, resource\nresource.prlimit(1, resource.RLIMIT_NOFILE, (16, 16))\nos.setpriority(os.PRIO_PROCESS, 1, 19)\n" + GOOD_ADD
+    )
     async with SandboxPool(dataclasses.replace(fast_config, workers=1), client=docker_client, listener=recorder) as pool:
         assert (await pool.run(problem(*ADD_TESTS), tamper)).verdict is Verdict.PASSED
         await wait_until(lambda: recorder.retired == ["runner_tampered"])  # said after the reply

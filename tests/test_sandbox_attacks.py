@@ -295,7 +295,11 @@ async def test_an_always_equal_object_does_not_pass(pool: SandboxPool, test: Ass
 
 async def test_plain_results_of_stdlib_classes_still_compare(pool: SandboxPool) -> None:
     program = "from collections import Counter, namedtuple\nP = namedtuple('P', 'x y')\ndef f():\n    return Counter('aab'), P(1, 2)\n"
-    checks = problem(AssertTest("assert f()[0] == Counter({'a': 2, 'b': 1})"), AssertTest("assert f()[1] == (1, 2)"), AssertTest("assert f()[1] is not None"))
+    checks = problem(
+        AssertTest("assert f()[0] == Counter({'a': 2, 'b': 1})"),
+        AssertTest("assert f()[1] == (1, 2)"),
+        AssertTest("assert f()[1] is not None"),
+    )
     result = await pool.run(checks, program)
     assert result.verdict is Verdict.PASSED, result
 
@@ -397,7 +401,7 @@ async def test_host_files_are_not_visible(pool: SandboxPool, tmp_path: pytest.Te
     """)
     result = await pool.run(problem(call([], "TOP-SECRET-91c2"), entry_point="answer"), thief)
     assert result.verdict is Verdict.FAILED
-    assert "TOP-SECRET" not in result.tests[0].detail.replace("expected \"TOP-SECRET-91c2\"", "")
+    assert "TOP-SECRET" not in result.tests[0].detail.replace('expected "TOP-SECRET-91c2"', "")
 
 
 async def test_a_host_loopback_listener_cannot_be_reached(pool: SandboxPool) -> None:

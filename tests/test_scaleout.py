@@ -101,4 +101,3 @@ async def test_load_spreads_over_two_servers_and_survives_one_killed(two_servers
     # Groups first sent after the kill can only have run on b. (a's count cannot be read after
     # the SIGKILL, and the scrape above may miss groups a finished just before it.)
     assert served_by_b >= (GROUPS - started_at_kill) * GROUP_SIZE, (served_by_b, started_at_kill)
-

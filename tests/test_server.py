@@ -90,16 +90,43 @@ BAD_REQUESTS = {
     "code too large": (make_request(ADD, ["x = 1\n" * 20000]), "completions[0].code: 120000 bytes exceeds the limit of 65536"),
     "no tests": (make_request(make_problem("p", []), [GOOD]), "problem.tests: empty"),
     "too many tests": (make_request(make_problem("p", [assert_test("pass")] * 300), [GOOD]), "300 tests exceed the limit of 256"),
-    "unknown language": (make_request(pb.Problem(id="p", language="cobol", tests=[assert_test("pass")]), [GOOD]), "'cobol' is not supported"),
-    "limit above cap": (make_request(make_problem("p", [assert_test("pass")], time_limit_s=999), [GOOD]), "problem.limits.time_limit_s: 999.0 is outside [0, 30.0]"),
-    "memory above cap": (make_request(make_problem("p", [assert_test("pass")], memory_limit_mb=100000), [GOOD]), "problem.limits.memory_limit_mb"),
-    "call without entry point": (make_request(make_problem("p", [call_test([1], 1)]), [GOOD]), "problem.tests[0].call: needs problem.entry_point"),
-    "malformed args_json": (make_request(make_problem("p", [pb.TestCase(call=pb.CallTest(args_json="[1,", expected_json="1"))], entry_point="f"), [GOOD]), "problem.tests[0].call.args_json: not JSON"),
-    "args_json not a list": (make_request(make_problem("p", [pb.TestCase(call=pb.CallTest(args_json='{"a": 1}', expected_json="1"))], entry_point="f"), [GOOD]), "must be a JSON array"),
+    "unknown language": (
+        make_request(pb.Problem(id="p", language="cobol", tests=[assert_test("pass")]), [GOOD]),
+        "'cobol' is not supported",
+    ),
+    "limit above cap": (
+        make_request(make_problem("p", [assert_test("pass")], time_limit_s=999), [GOOD]),
+        "problem.limits.time_limit_s: 999.0 is outside [0, 30.0]",
+    ),
+    "memory above cap": (
+        make_request(make_problem("p", [assert_test("pass")], memory_limit_mb=100000), [GOOD]),
+        "problem.limits.memory_limit_mb",
+    ),
+    "call without entry point": (
+        make_request(make_problem("p", [call_test([1], 1)]), [GOOD]),
+        "problem.tests[0].call: needs problem.entry_point",
+    ),
+    "malformed args_json": (
+        make_request(make_problem("p", [pb.TestCase(call=pb.CallTest(args_json="[1,", expected_json="1"))], entry_point="f"), [GOOD]),
+        "problem.tests[0].call.args_json: not JSON",
+    ),
+    "args_json not a list": (
+        make_request(make_problem("p", [pb.TestCase(call=pb.CallTest(args_json='{"a": 1}', expected_json="1"))], entry_point="f"), [GOOD]),
+        "must be a JSON array",
+    ),
     "empty test": (make_request(make_problem("p", [pb.TestCase()]), [GOOD]), "problem.tests[0]: empty"),
-    "test does not compile": (make_request(make_problem("p", [assert_test("assert (")]), [GOOD]), "problem.tests[0].assert_code: does not compile"),
-    "NUL in setup": (make_request(make_problem("p", [assert_test("pass")], setup_code="x = 1\x00"), [GOOD]), "problem.setup_code: contains a NUL"),
-    "bad entry point": (make_request(make_problem("p", [assert_test("pass")], entry_point="not a name"), [GOOD]), "is not a Python identifier"),
+    "test does not compile": (
+        make_request(make_problem("p", [assert_test("assert (")]), [GOOD]),
+        "problem.tests[0].assert_code: does not compile",
+    ),
+    "NUL in setup": (
+        make_request(make_problem("p", [assert_test("pass")], setup_code="x = 1\x00"), [GOOD]),
+        "problem.setup_code: contains a NUL",
+    ),
+    "bad entry point": (
+        make_request(make_problem("p", [assert_test("pass")], entry_point="not a name"), [GOOD]),
+        "is not a Python identifier",
+    ),
 }
 
 
@@ -163,14 +190,22 @@ async def test_metrics_are_present_and_increase(server: RewardServer, client: As
     before = scrape(server)
     await client.score_group(ADD, [GOOD, GOOD, BAD])
     after = scrape(server)
-    assert after['codereward_requests_total{code="OK",method="Score"}'] == before.get('codereward_requests_total{code="OK",method="Score"}', 0) + 1
+    assert (
+        after['codereward_requests_total{code="OK",method="Score"}']
+        == before.get('codereward_requests_total{code="OK",method="Score"}', 0) + 1
+    )
     assert after['codereward_programs_total{verdict="PASSED"}'] >= before.get('codereward_programs_total{verdict="PASSED"}', 0) + 1
     assert after['codereward_programs_total{verdict="FAILED"}'] >= before.get('codereward_programs_total{verdict="FAILED"}', 0) + 1
     assert after["codereward_dedup_hits_total"] == before.get("codereward_dedup_hits_total", 0) + 1
     assert after["codereward_program_duration_seconds_count"] >= 2
     assert after["codereward_queue_wait_seconds_count"] >= 2
     assert after['codereward_tests_total{verdict="PASSED"}'] >= 2
-    for name in ("codereward_queue_depth", 'codereward_sandboxes{state="idle"}', "codereward_inflight_requests", "codereward_container_starts_total"):
+    for name in (
+        "codereward_queue_depth",
+        'codereward_sandboxes{state="idle"}',
+        "codereward_inflight_requests",
+        "codereward_container_starts_total",
+    ):
         assert name in after, name
     assert after["codereward_container_starts_total"] == 2
 
@@ -187,7 +222,7 @@ async def test_health_and_reflection(server: RewardServer, client: AsyncRewardCl
 
 
 async def test_graceful_stop_finishes_in_flight_work_and_removes_containers(fast_config: SandboxConfig, docker_client: object) -> None:
-    server = await start_server(fast_config, drain_s=0.5)
+    server = await start_server(fast_config, drain_s=2.0)
     async with AsyncRewardClient(f"127.0.0.1:{server.port}", retry_timeout_s=0.5) as client:
         slow = asyncio.create_task(client.score_group(ADD, ["import time\ntime.sleep(0.7)\n" + GOOD]))
         await asyncio.sleep(0.3)
@@ -206,7 +241,11 @@ async def test_token_is_checked_on_every_call_but_health(fast_config: SandboxCon
     server = await start_server(fast_config, token="s3cret")
     try:
         target = f"127.0.0.1:{server.port}"
-        async with AsyncRewardClient(target, retry_timeout_s=0.5) as anonymous, AsyncRewardClient(target, token="wrong") as wrong, AsyncRewardClient(target, token="s3cret") as right:
+        async with (
+            AsyncRewardClient(target, retry_timeout_s=0.5) as anonymous,
+            AsyncRewardClient(target, token="wrong") as wrong,
+            AsyncRewardClient(target, token="s3cret") as right,
+        ):
             for client in (anonymous, wrong):
                 with pytest.raises(RewardServiceError) as caught:
                     await client.score_group(ADD, [GOOD])
@@ -276,7 +315,24 @@ async def test_sandbox_errors_are_masked_not_zero(fast_config: SandboxConfig, do
 async def test_tls_with_a_token(fast_config: SandboxConfig, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )

@@ -28,7 +28,10 @@ from .test_sandbox_attacks import ALWAYS_EQUAL, EARLY_EXITS, FAKE_REPORTS, code
 
 pytestmark = pytest.mark.docker
 
-SOAK = [pytest.mark.soak, pytest.mark.skipif(os.environ.get("CODEREWARD_SOAK") != "1", reason="long run: set CODEREWARD_SOAK=1 (.ci/run does when time allows)")]
+SOAK = [
+    pytest.mark.soak,
+    pytest.mark.skipif(os.environ.get("CODEREWARD_SOAK") != "1", reason="long run: set CODEREWARD_SOAK=1 (.ci/run does when time allows)"),
+]
 SESSIONS = 4
 
 # Each one's honest answer is wrong (`answer()` is not 42): PASSED would mean the sandbox was fooled.
@@ -89,7 +92,9 @@ ATTACKS: dict[str, str] = {
     **{f"early exit: {name}": program for name, program in EARLY_EXITS.items()},
     **{f"fake report: {name}": program for name, program in FAKE_REPORTS.items()},
 }
-ANSWER = make_problem("answer", [assert_test("assert answer() == 42"), assert_test("assert answer() + 1 == 43")], entry_point="answer", time_limit_s=1.0)
+ANSWER = make_problem(
+    "answer", [assert_test("assert answer() == 42"), assert_test("assert answer() + 1 == 43")], entry_point="answer", time_limit_s=1.0
+)
 
 
 def soak_group(index: int) -> tuple[list[str], list[str]]:
@@ -106,7 +111,9 @@ def soak_group(index: int) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize("groups", [pytest.param(48, id="384-programs"), pytest.param(375, id="3000-programs", marks=SOAK)])
-async def test_soak_right_programs_pass_attacks_never_do_nothing_leaks(sandbox_image: str, docker_client: docker.DockerClient, groups: int) -> None:
+async def test_soak_right_programs_pass_attacks_never_do_nothing_leaks(
+    sandbox_image: str, docker_client: docker.DockerClient, groups: int
+) -> None:
     tmpdir = Path(tempfile.mkdtemp(prefix="soak-tmp-"))
     server = ServerProcess(sandbox_image, workers=2, env={"TMPDIR": str(tmpdir)})
     try:

@@ -40,7 +40,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_toml_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[train]\ngroup_size = 8\nlearning_rate = 1e-5\nreward_servers = ["127.0.0.1:1", "127.0.0.1:2"]\noutput_dir = "out"\n\n[extra]\nnote = "x"\n')
+    path.write_text(
+        '[train]\ngroup_size = 8\nlearning_rate = 1e-5\nreward_servers = ["127.0.0.1:1", "127.0.0.1:2"]\noutput_dir = "out"\n\n[extra]\nnote = "x"\n'
+    )
     config = TrainConfig.load(path, ["group_size=6", "sampler=vllm", "beta=0.04", "reward_mode='FRACTION'"])
     assert (config.group_size, config.learning_rate, config.sampler, config.beta, config.reward_mode) == (6, 1e-5, "vllm", 0.04, "FRACTION")
     assert config.reward_servers == ("127.0.0.1:1", "127.0.0.1:2") and config.output_dir == Path("out")

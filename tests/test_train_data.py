@@ -53,7 +53,11 @@ def test_our_jsonl_format(tmp_path: Path) -> None:
         "id": "add",
         "prompt": "Write add(a, b).",
         "entry_point": "add",
-        "tests": [{"assert": "assert add(1, 2) == 3"}, {"call": {"args": [2, 3], "expected": 5}}, {"io": {"stdin": "1 2\n", "expected_stdout": "3\n"}}],
+        "tests": [
+            {"assert": "assert add(1, 2) == 3"},
+            {"call": {"args": [2, 3], "expected": 5}},
+            {"io": {"stdin": "1 2\n", "expected_stdout": "3\n"}},
+        ],
     }
     path.write_text(json.dumps(record) + "\n")
     (problem,) = load_problems(str(path))

@@ -38,8 +38,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=model_module.GGUF_FILE)
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-        tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     model = transformers.AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
@@ -55,7 +62,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def problems_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "problems.jsonl"
-    rows = [{"id": f"quiet-{i}", "prompt": f"Say nothing ({i}).", "tests": [{"io": {"stdin": "", "expected_stdout": ""}}]} for i in range(5)]
+    rows = [
+        {"id": f"quiet-{i}", "prompt": f"Say nothing ({i}).", "tests": [{"io": {"stdin": "", "expected_stdout": ""}}]} for i in range(5)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -68,8 +77,19 @@ def reward_server(sandbox_image: str, tmp_path_factory: pytest.TempPathFactory) 
 
 def tiny_config(model: Path, data: Path, out: Path, **overrides: object) -> TrainConfig:
     base = dict(
-        model=str(model), dataset=str(data), eval_dataset=str(data), output_dir=out, group_size=6, prompts_per_step=2,
-        max_completion_tokens=12, learning_rate=1e-2, max_steps=2, seed=3, tensorboard=True, device="cpu", sampler="hf",
+        model=str(model),
+        dataset=str(data),
+        eval_dataset=str(data),
+        output_dir=out,
+        group_size=6,
+        prompts_per_step=2,
+        max_completion_tokens=12,
+        learning_rate=1e-2,
+        max_steps=2,
+        seed=3,
+        tensorboard=True,
+        device="cpu",
+        sampler="hf",
     )
     base.update(overrides)
     return TrainConfig.from_dict(base)
@@ -88,8 +108,24 @@ def test_two_steps_train_log_and_resume_exactly(tiny_model_dir: Path, problems_f
     steps = [r for r in records if r["step"] > 0]
     assert [r["step"] for r in steps] == [1, 2]
     for r in steps:
-        for key in ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/clipped_ratio", "clip_ratio/low_mean",
-                    "clip_ratio/high_mean", "kl", "entropy", "grad_norm", "loss", "time/generation", "time/reward_wait", "time/update", "time/step", "tokens_per_s"):
+        for key in (
+            "reward",
+            "reward_std",
+            "frac_reward_zero_std",
+            "completions/mean_length",
+            "completions/clipped_ratio",
+            "clip_ratio/low_mean",
+            "clip_ratio/high_mean",
+            "kl",
+            "entropy",
+            "grad_norm",
+            "loss",
+            "time/generation",
+            "time/reward_wait",
+            "time/update",
+            "time/step",
+            "tokens_per_s",
+        ):
             assert key in r, key
         assert math.isfinite(r["loss"]) and r["update_skipped"] == 0
         assert 0 < r["reward"] < 1 and r["grad_norm"] > 0  # the problem gives signal; the update used it
@@ -97,13 +133,23 @@ def test_two_steps_train_log_and_resume_exactly(tiny_model_dir: Path, problems_f
     assert list((tmp_path / "full" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "full" / "training.png").stat().st_size > 1000
 
-    start, after_one, after_two = weights(tiny_model_dir), weights(tmp_path / "full/checkpoints/step-000001"), weights(tmp_path / "full/checkpoints/step-000002")
+    start, after_one, after_two = (
+        weights(tiny_model_dir),
+        weights(tmp_path / "full/checkpoints/step-000001"),
+        weights(tmp_path / "full/checkpoints/step-000002"),
+    )
     assert any(not torch.equal(start[k], after_one[k]) for k in start)
     assert any(not torch.equal(after_one[k], after_two[k]) for k in start)
 
     # Resume from step 1 in a new trainer: step 2 is replayed bit for bit.
-    resumed = tiny_config(tiny_model_dir, problems_file, tmp_path / "resumed", reward_servers=(reward_server,), eval_dataset="",
-                          resume_from=str(tmp_path / "full/checkpoints/step-000001"))
+    resumed = tiny_config(
+        tiny_model_dir,
+        problems_file,
+        tmp_path / "resumed",
+        reward_servers=(reward_server,),
+        eval_dataset="",
+        resume_from=str(tmp_path / "full/checkpoints/step-000001"),
+    )
     assert GRPOTrainer(resumed, progress=False).train().steps == 2
     again = weights(tmp_path / "resumed/checkpoints/step-000002")
     assert all(torch.equal(after_two[k], again[k]) for k in after_two)
@@ -111,8 +157,12 @@ def test_two_steps_train_log_and_resume_exactly(tiny_model_dir: Path, problems_f
     assert second["step"] == 2 and second["reward"] == steps[1]["reward"] and second["loss"] == steps[1]["loss"]
 
 
-def test_without_servers_the_trainer_runs_its_own_and_stops_it(tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object) -> None:
-    config = tiny_config(tiny_model_dir, problems_file, tmp_path / "run", max_steps=1, eval_dataset="", local_server_workers=1, tensorboard=False)
+def test_without_servers_the_trainer_runs_its_own_and_stops_it(
+    tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object
+) -> None:
+    config = tiny_config(
+        tiny_model_dir, problems_file, tmp_path / "run", max_steps=1, eval_dataset="", local_server_workers=1, tensorboard=False
+    )
     GRPOTrainer(config, progress=False).train()
     log = (tmp_path / "run" / "reward-server.log").read_text()
     assert "listening on 127.0.0.1:" in log and "every sandbox container removed" in log  # started, then stopped cleanly
@@ -127,7 +177,9 @@ def test_data_order_is_a_fresh_permutation_each_epoch() -> None:
     assert [problem_at(i, 5, seed=1) for i in range(5)] == first  # and the order is a function of the position alone
 
 
-def test_a_killed_trainer_takes_its_local_server_with_it(tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object) -> None:
+def test_a_killed_trainer_takes_its_local_server_with_it(
+    tiny_model_dir: Path, problems_file: Path, tmp_path: Path, docker_client: object
+) -> None:
     """SIGKILL gives the trainer no chance to clean up: the server must notice by itself."""
     import os
     import signal
@@ -137,9 +189,30 @@ def test_a_killed_trainer_takes_its_local_server_with_it(tiny_model_dir: Path, p
 
     out = tmp_path / "run"
     trainer = subprocess.Popen(
-        [sys.executable, "-m", "trainer_client.cli", "--no-progress", "--set", f"model='{tiny_model_dir}'", "--set", f"dataset='{problems_file}'",
-         "--set", "eval_dataset=''", "--set", f"output_dir='{out}'", "--set", "max_steps=1000", "--set", "local_server_workers=1", "--set", "tensorboard=false", "--set", "sampler='hf'"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "trainer_client.cli",
+            "--no-progress",
+            "--set",
+            f"model='{tiny_model_dir}'",
+            "--set",
+            f"dataset='{problems_file}'",
+            "--set",
+            "eval_dataset=''",
+            "--set",
+            f"output_dir='{out}'",
+            "--set",
+            "max_steps=1000",
+            "--set",
+            "local_server_workers=1",
+            "--set",
+            "tensorboard=false",
+            "--set",
+            "sampler='hf'",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(600):
@@ -169,17 +242,38 @@ def test_one_step_with_smollm2(problems_file: Path, reward_server: str, tmp_path
     step on two easy problems whose groups have signal: the weights move, the loss is finite."""
     data = tmp_path / "easy.jsonl"
     rows = [
-        {"id": "add", "prompt": "Write a Python function `add(a, b)` that returns the sum of two numbers. Answer with the function in one ```python code block.",
-         "entry_point": "add", "tests": [{"assert": "assert add(2, 3) == 5"}]},
-        {"id": "is_even", "prompt": "Write a Python function `is_even(n)` that returns True when the integer n is even. Answer with the function in one ```python code block.",
-         "entry_point": "is_even", "tests": [{"assert": "assert is_even(4) is True and is_even(7) is False"}]},
+        {
+            "id": "add",
+            "prompt": "Write a Python function `add(a, b)` that returns the sum of two numbers. Answer with the function in one ```python code block.",
+            "entry_point": "add",
+            "tests": [{"assert": "assert add(2, 3) == 5"}],
+        },
+        {
+            "id": "is_even",
+            "prompt": "Write a Python function `is_even(n)` that returns True when the integer n is even. Answer with the function in one ```python code block.",
+            "entry_point": "is_even",
+            "tests": [{"assert": "assert is_even(4) is True and is_even(7) is False"}],
+        },
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = TrainConfig.from_dict(dict(
-        model="smollm2-135m-instruct", dataset=str(data), eval_dataset="", output_dir=tmp_path / "run", reward_servers=(reward_server,),
-        group_size=8, prompts_per_step=2, max_completion_tokens=96, learning_rate=1e-5, max_steps=1, seed=0, tensorboard=False,
-        device="cpu", sampler="hf",
-    ))
+    config = TrainConfig.from_dict(
+        dict(
+            model="smollm2-135m-instruct",
+            dataset=str(data),
+            eval_dataset="",
+            output_dir=tmp_path / "run",
+            reward_servers=(reward_server,),
+            group_size=8,
+            prompts_per_step=2,
+            max_completion_tokens=96,
+            learning_rate=1e-5,
+            max_steps=1,
+            seed=0,
+            tensorboard=False,
+            device="cpu",
+            sampler="hf",
+        )
+    )
     trainer = GRPOTrainer(config, progress=False)
     summary = trainer.train()
     record = summary.last_metrics

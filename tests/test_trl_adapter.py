@@ -81,7 +81,10 @@ async def test_conversational_fraction_and_trl_logging_hooks(server: ServerProce
     try:
         rewards = await reward(
             prompts=[[{"role": "user", "content": "Write add."}]] * 2,
-            completions=[[{"role": "assistant", "content": f"```python\n{half}```"}], [{"role": "assistant", "content": f"```python\n{GOOD}```"}]],
+            completions=[
+                [{"role": "assistant", "content": f"```python\n{half}```"}],
+                [{"role": "assistant", "content": f"```python\n{GOOD}```"}],
+            ],
             completion_ids=[[1], [2]],
             test_list=[ADD_TESTS, ADD_TESTS],
             log_metric=lambda name, value: logged.__setitem__(name, value),

@@ -79,7 +79,9 @@ def test_test_specs_in_every_form() -> None:
 def _answer(results: list[tuple[str, float | None]]) -> GroupScore:
     msg = pb.ScoreResponse(request_id="r")
     for cid, reward in results:
-        result = msg.results.add(id=cid, verdict=pb.Verdict.Value("PASSED" if reward == 1.0 else "FAILED" if reward is not None else "SANDBOX_ERROR"))
+        result = msg.results.add(
+            id=cid, verdict=pb.Verdict.Value("PASSED" if reward == 1.0 else "FAILED" if reward is not None else "SANDBOX_ERROR")
+        )
         if reward is not None:
             result.reward = reward
     return GroupScore.from_pb(msg)
@@ -107,7 +109,12 @@ def test_no_target_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compute_score_on_mbpp_with_verls_arguments(server: ServerProcess, mbpp: list[dict[str, Any]]) -> None:
     reward_kwargs = {"target": server.target}  # custom_reward_function.reward_kwargs, merged by verl
     for row, record, other in zip(rows(mbpp), mbpp, mbpp[1:] + mbpp[:1]):
-        kwargs = {"data_source": row["data_source"], "ground_truth": row["reward_model"]["ground_truth"], "extra_info": row["extra_info"], **reward_kwargs}
+        kwargs = {
+            "data_source": row["data_source"],
+            "ground_truth": row["reward_model"]["ground_truth"],
+            "extra_info": row["extra_info"],
+            **reward_kwargs,
+        }
         assert verl.compute_score(solution_str=answer(record["code"]), **kwargs) == 1.0, record["task_id"]
         assert verl.compute_score(solution_str=answer(other["code"]), **kwargs) == 0.0, record["task_id"]
     assert verl.compute_score(solution_str="I don't know.", **kwargs) == 0.0
@@ -126,10 +133,14 @@ def test_batched_and_async_variants_agree(server: ServerProcess, mbpp: list[dict
             truths.append(row["reward_model"]["ground_truth"])
             extras.append(row["extra_info"])
     expected = [1.0, 0.0] * len(table)
-    assert verl.compute_score_batch(data_sources=data_sources, solution_strs=solutions, ground_truths=truths, extra_infos=extras) == expected
+    assert (
+        verl.compute_score_batch(data_sources=data_sources, solution_strs=solutions, ground_truths=truths, extra_infos=extras) == expected
+    )
 
     async def both() -> tuple[list[float], list[float]]:
-        single = await asyncio.gather(*(verl.compute_score_async(d, s, t, e) for d, s, t, e in zip(data_sources, solutions, truths, extras)))
+        single = await asyncio.gather(
+            *(verl.compute_score_async(d, s, t, e) for d, s, t, e in zip(data_sources, solutions, truths, extras))
+        )
         batched = await verl.compute_score_batch_async(data_sources, solutions, truths, extras)
         await verl.close_async_clients()
         return list(single), batched

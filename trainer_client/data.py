@@ -83,7 +83,9 @@ def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainPro
                 f"including its imports, in one ```python code block.\n\n```python\n{raw['prompt'].rstrip()}\n```"
             )
         prefix = f"```python\n{raw['prompt']}" if style != "whole" else ""
-        problems.append(TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix))
+        problems.append(
+            TrainProblem(raw["task_id"], instruction, problem, raw["entry_point"], prompt_prefix=raw["prompt"], response_prefix=prefix)
+        )
     return problems
 
 
@@ -105,7 +107,9 @@ def mbpp_problems(path: Path) -> list[TrainProblem]:
             entry_point = mbpp_entry_point(raw["test_list"][0])
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: {exc}") from None
-        problem = make_problem(f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", ""))
+        problem = make_problem(
+            f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", "")
+        )
         instruction = (
             f"{raw['text'].strip()}\n\nWrite a Python function named `{entry_point}`. It must pass tests like this one:\n"
             f"```python\n{raw['test_list'][0].strip()}\n```\nAnswer with the function, including any imports, in one ```python code block."

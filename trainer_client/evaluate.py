@@ -35,7 +35,12 @@ class EvalResult:
         return self.passed / self.scored if self.scored else 0.0
 
     def metrics(self, prefix: str = "eval/") -> dict[str, float]:
-        return {f"{prefix}pass@1": self.pass_at_1, f"{prefix}passed": self.passed, f"{prefix}scored": self.scored, f"{prefix}masked": self.masked}
+        return {
+            f"{prefix}pass@1": self.pass_at_1,
+            f"{prefix}passed": self.passed,
+            f"{prefix}scored": self.scored,
+            f"{prefix}masked": self.masked,
+        }
 
 
 def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, request_id: str) -> tuple[Any, list[str]]:
@@ -44,7 +49,9 @@ def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, req
     return make_request(problem.problem, codes, mode=mode, request_id=request_id), codes
 
 
-def evaluate(sampler: Sampler, worker: RewardWorker, problems: Sequence[TrainProblem], *, batch_size: int = 16, progress: Any = None) -> EvalResult:
+def evaluate(
+    sampler: Sampler, worker: RewardWorker, problems: Sequence[TrainProblem], *, batch_size: int = 16, progress: Any = None
+) -> EvalResult:
     """Greedy pass@1 of the sampler's model on `problems`; each answer is sent to the reward
     server as soon as it is generated."""
     order = sorted(range(len(problems)), key=lambda i: len(problems[i].instruction))  # less padding per batch
@@ -57,7 +64,13 @@ def evaluate(sampler: Sampler, worker: RewardWorker, problems: Sequence[TrainPro
             request, codes = score_request(problems[index], texts, mode="ALL_OR_NOTHING", request_id=f"eval-{index}")
             pending.append((index, texts, codes, worker.submit(request)))
 
-        sampler.sample([problems[i].instruction for i in chunk], 1, greedy=True, on_group_done=submit, response_prefixes=[problems[i].response_prefix for i in chunk])
+        sampler.sample(
+            [problems[i].instruction for i in chunk],
+            1,
+            greedy=True,
+            on_group_done=submit,
+            response_prefixes=[problems[i].response_prefix for i in chunk],
+        )
         if progress is not None:
             progress.update(len(chunk))
     result = EvalResult()
@@ -69,5 +82,7 @@ def evaluate(sampler: Sampler, worker: RewardWorker, problems: Sequence[TrainPro
         else:
             result.scored += 1
             result.passed += score.reward == 1.0
-        result.rows.append({"id": problems[index].id, "verdict": score.verdict.value, "reward": score.reward, "completion": texts[0], "program": codes[0]})
+        result.rows.append(
+            {"id": problems[index].id, "verdict": score.verdict.value, "reward": score.reward, "completion": texts[0], "program": codes[0]}
+        )
     return result

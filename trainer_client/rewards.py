@@ -115,7 +115,9 @@ _LISTENING = re.compile(r"listening on (\S+):(\d+), metrics on :(\S+)")
 class LocalRewardServer:
     """`reward-server` in a child process on 127.0.0.1, a free port; log in `log_path`."""
 
-    def __init__(self, log_path: Path, *, workers: int | None = None, extra_args: Sequence[str] = (), start_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, log_path: Path, *, workers: int | None = None, extra_args: Sequence[str] = (), start_timeout_s: float = 300.0
+    ) -> None:
         self.log_path = log_path
         self.workers = workers
         self.extra_args = list(extra_args)
@@ -140,7 +142,9 @@ class LocalRewardServer:
         with open(self.log_path, "wb") as log:
             # Own process group: a Ctrl-C in the terminal reaches the trainer, which then stops
             # the server in order (SIGTERM: containers removed), instead of both at once.
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+            )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             text = self.log_path.read_text(errors="replace")
@@ -151,7 +155,9 @@ class LocalRewardServer:
                 return self.target
             if self.process.poll() is not None:
                 tail = "\n".join(text.splitlines()[-15:])
-                raise RewardUnavailable(f"the local reward server exited with status {self.process.returncode} (log {self.log_path}):\n{tail}")
+                raise RewardUnavailable(
+                    f"the local reward server exited with status {self.process.returncode} (log {self.log_path}):\n{tail}"
+                )
             time.sleep(0.2)
         self.stop()
         raise RewardUnavailable(f"the local reward server was not ready after {self.start_timeout_s:.0f} s (log {self.log_path})")

@@ -32,7 +32,12 @@ class Completion:
 
 class Sampler(Protocol):
     def sample(
-        self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None,
+        self,
+        instructions: Sequence[str],
+        group_size: int,
+        *,
+        greedy: bool = False,
+        on_group_done: GroupDone | None = None,
         response_prefixes: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         """`group_size` completions for each instruction, grouped by instruction (greedy:
@@ -94,7 +99,12 @@ class HFSampler:
         return chat_prompt(self.tokenizer, instruction, response_prefix)
 
     def sample(
-        self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None,
+        self,
+        instructions: Sequence[str],
+        group_size: int,
+        *,
+        greedy: bool = False,
+        on_group_done: GroupDone | None = None,
         response_prefixes: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         import torch

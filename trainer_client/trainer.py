@@ -136,7 +136,9 @@ class GRPOTrainer:
             targets = [stack.enter_context(server).target]
         options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
         self.worker = stack.enter_context(RewardWorker(targets, options))
-        self.log = stack.enter_context(MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None))
+        self.log = stack.enter_context(
+            MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None)
+        )
         (config.output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
@@ -156,7 +158,9 @@ class GRPOTrainer:
                 max_model_len=config.vllm_max_model_len,
                 enforce_eager=config.vllm_enforce_eager,
             )
-        return HFSampler(self.model, self.tokenizer, max_new_tokens=config.max_completion_tokens, temperature=config.temperature, top_p=config.top_p)
+        return HFSampler(
+            self.model, self.tokenizer, max_new_tokens=config.max_completion_tokens, temperature=config.temperature, top_p=config.top_p
+        )
 
     def _resume_path(self) -> Path | None:
         spec = self.config.resume_from
@@ -197,8 +201,12 @@ class GRPOTrainer:
                 reward = "-" if metrics["reward"] is None else f"{metrics['reward']:.2f}"
                 bar.set_postfix(reward=reward, step_s=f"{metrics['time/step']:.1f}")
                 if not self.progress:
-                    print(f"grpo-train: step {step}/{config.max_steps} reward {reward} zero-std {metrics['frac_reward_zero_std']:.2f} "
-                          f"loss {metrics['loss']:.4f} {metrics['time/step']:.1f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"grpo-train: step {step}/{config.max_steps} reward {reward} zero-std {metrics['frac_reward_zero_std']:.2f} "
+                        f"loss {metrics['loss']:.4f} {metrics['time/step']:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             summary.steps = self.state.step
         summary.plot = plot_run(config.output_dir / "metrics.jsonl", config.output_dir / "training.png")
         return summary
@@ -229,7 +237,12 @@ class GRPOTrainer:
                 f.write(json.dumps(row) + "\n")
         if step == 0:
             self.log.log(0, {**result.metrics(), "time/eval": time.perf_counter() - started})
-        print(f"grpo-train: step {step}: held-out greedy pass@1 {result.passed}/{result.scored} = {result.pass_at_1:.3f}" + (f" ({result.masked} masked)" if result.masked else ""), file=sys.stderr, flush=True)
+        print(
+            f"grpo-train: step {step}: held-out greedy pass@1 {result.passed}/{result.scored} = {result.pass_at_1:.3f}"
+            + (f" ({result.masked} masked)" if result.masked else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         return result.pass_at_1
 
     def save(self) -> Path:
@@ -265,7 +278,10 @@ class GRPOTrainer:
             futures[group] = self.worker.submit(request)  # type: ignore[union-attr]  # set in _setup
 
         groups = self.sampler.sample(
-            [p.instruction for p in problems], config.group_size, on_group_done=send, response_prefixes=[p.response_prefix for p in problems]
+            [p.instruction for p in problems],
+            config.group_size,
+            on_group_done=send,
+            response_prefixes=[p.response_prefix for p in problems],
         )
         generated = time.perf_counter()
         scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
@@ -278,7 +294,10 @@ class GRPOTrainer:
         keep = advantages.valid.flatten().nonzero().flatten()
         correct = self.uses_vllm and config.vllm_importance_sampling_correction
         update = self._update(
-            make_batch(completions, self.tokenizer.pad_token_id), advantages.values.flatten(), keep, _sampler_logprobs(completions) if correct else None
+            make_batch(completions, self.tokenizer.pad_token_id),
+            advantages.values.flatten(),
+            keep,
+            _sampler_logprobs(completions) if correct else None,
         )
         updated = time.perf_counter()
         # --- vLLM sampler (issue 5): the next step samples from the weights just updated ---
@@ -308,14 +327,24 @@ class GRPOTrainer:
         parts = min(self.config.grad_accumulation, keep.numel())
         return [chunk for chunk in torch.tensor_split(keep, parts) if chunk.numel()]
 
-    def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None) -> dict[str, Any]:
+    def _update(
+        self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None
+    ) -> dict[str, Any]:
         """μ optimizer updates on the rows in `keep`; nothing at all when no row has a signal.
         `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
         sampling correction when the config asks for it (vLLM sampler only)."""
         config = self.config
         correct = sampler_logp is not None
         if keep.numel() == 0:
-            return {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0, "entropy": None, "update_skipped": 1}
+            return {
+                "loss": 0.0,
+                "grad_norm": 0.0,
+                "kl": 0.0,
+                "clip_ratio/low_mean": 0.0,
+                "clip_ratio/high_mean": 0.0,
+                "entropy": None,
+                "update_skipped": 1,
+            }
         parts_rows = self._micro_batches(keep)
         micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in parts_rows]
         sampled = [sampler_logp[rows, : mb.completion_len].to(self.device) for rows, (mb, _) in zip(parts_rows, micro)] if correct else None  # type: ignore[index]
@@ -334,7 +363,9 @@ class GRPOTrainer:
                 stats = token_logprobs(self.model, mb, config.temperature, entropy=iteration == 0)
                 old_logp = old[index] if old else stats.logp.detach()
                 if sampled is not None and iteration == 0:  # --- IS correction (issue 5): fixed for the μ updates of this batch ---
-                    weights_is = sequence_importance_weights(old_logp, sampled[index], mb.completion_mask, config.vllm_importance_sampling_cap)
+                    weights_is = sequence_importance_weights(
+                        old_logp, sampled[index], mb.completion_mask, config.vllm_importance_sampling_cap
+                    )
                     is_weights[index] = weights_is.weights
                     ratios.append(weights_is.ratio)
                 parts = grpo_loss(
@@ -405,7 +436,9 @@ def _weight(aggregation: str, batch: Batch) -> float:
     return float(batch.input_ids.shape[0])  # sequence-mean: valid sequences; constant: rows
 
 
-def _sample_metrics(completions: Sequence[Completion], rewards: torch.Tensor, frac_zero_std: float, scores: Sequence[GroupScore]) -> dict[str, Any]:
+def _sample_metrics(
+    completions: Sequence[Completion], rewards: torch.Tensor, frac_zero_std: float, scores: Sequence[GroupScore]
+) -> dict[str, Any]:
     present = ~torch.isnan(rewards)
     lengths = [len(c.completion_ids) for c in completions]
     group_stds = [float(row[mask].std(unbiased=False)) for row, mask in zip(rewards, present) if mask.sum() >= 1]

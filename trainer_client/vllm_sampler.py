@@ -100,7 +100,12 @@ class VLLMSampler:
     # -- sampling ----------------------------------------------------------------------------
 
     def sample(
-        self, instructions: Sequence[str], group_size: int, *, greedy: bool = False, on_group_done: GroupDone | None = None,
+        self,
+        instructions: Sequence[str],
+        group_size: int,
+        *,
+        greedy: bool = False,
+        on_group_done: GroupDone | None = None,
         response_prefixes: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         prefixes = response_prefixes or [""] * len(instructions)

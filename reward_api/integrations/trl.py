@@ -136,7 +136,9 @@ class CodeReward:
         **kwargs: Any,
     ) -> list[float | None]:
         n = len(completions)
-        columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS and isinstance(v, Sequence) and not isinstance(v, str) and len(v) == n}
+        columns = {
+            k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS and isinstance(v, Sequence) and not isinstance(v, str) and len(v) == n
+        }
         groups: dict[bytes, tuple[pb.Problem, list[int], list[str]]] = {}
         for i, completion in enumerate(completions):
             row = {k: v[i] for k, v in columns.items()}
@@ -148,7 +150,10 @@ class CodeReward:
             groups[key][2].append(code)
 
         client = self._get_client()
-        requests = [make_request(p, codes, mode=self.mode, fail_fast=self.fail_fast, completion_ids=[str(i) for i in idx]) for p, idx, codes in groups.values()]
+        requests = [
+            make_request(p, codes, mode=self.mode, fail_fast=self.fail_fast, completion_ids=[str(i) for i in idx])
+            for p, idx, codes in groups.values()
+        ]
         answers: list[GroupScore] = await asyncio.gather(*(client.score(r) for r in requests))
 
         results: list[CompletionScore | None] = [None] * n

@@ -79,7 +79,9 @@ def verl_row(
 def _options(target: str | Sequence[str] | None, token: str | None, tls: bool, timeout_s: float | None) -> tuple[str, ClientOptions]:
     target = target or os.environ.get(ENV_TARGETS, "")
     if not target:
-        raise ValueError(f"target: no reward server given; set custom_reward_function.reward_kwargs.target or {ENV_TARGETS}=HOST:PORT[,HOST:PORT]")
+        raise ValueError(
+            f"target: no reward server given; set custom_reward_function.reward_kwargs.target or {ENV_TARGETS}=HOST:PORT[,HOST:PORT]"
+        )
     joined = target if isinstance(target, str) else ",".join(target)
     kwargs: dict[str, Any] = {"token": token or os.environ.get(ENV_TOKEN) or None, "tls": tls}
     if timeout_s is not None:
@@ -128,7 +130,9 @@ def _build(
 ) -> list[tuple[pb.ScoreRequest, list[int]]]:
     """One request per distinct problem; completions keep their index as id."""
     if not len(solution_strs) == len(ground_truths) == len(extra_infos):
-        raise ValueError(f"solution_strs, ground_truths, extra_infos: lengths {len(solution_strs)}, {len(ground_truths)}, {len(extra_infos)} differ")
+        raise ValueError(
+            f"solution_strs, ground_truths, extra_infos: lengths {len(solution_strs)}, {len(ground_truths)}, {len(extra_infos)} differ"
+        )
     groups: dict[bytes, tuple[pb.Problem, list[int], list[str]]] = {}
     for i, (solution, truth, extra) in enumerate(zip(solution_strs, ground_truths, extra_infos)):
         problem, entry_point, prefix = problem_from_spec(truth, field=f"ground_truth (response {i})")

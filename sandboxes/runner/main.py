@@ -156,7 +156,9 @@ class Runner:
         spare, self.spare = self.spare, None
         return spare if spare is not None else fork_spare()
 
-    def run_batch(self, job: dict[str, Any], batch: list[tuple[int, dict[str, Any], Any]], codes: dict[str, Any], more: bool) -> dict[int, dict[str, Any]]:
+    def run_batch(
+        self, job: dict[str, Any], batch: list[tuple[int, dict[str, Any], Any]], codes: dict[str, Any], more: bool
+    ) -> dict[int, dict[str, Any]]:
         """Run consecutive tests in one process, one after the other, each judged on its own.
 
         `batch` holds (index, test, compiled test code); `more` when tests follow (fork their
@@ -168,7 +170,10 @@ class Runner:
         cpu_s = max(1, int(limits["time_limit_s"] + 0.999)) * len(batch)
         nonces = [os.urandom(16).hex() for _ in batch]
         order = {
-            "tests": [{"kind": t["kind"], "nonce": n, "code": code, "args_json": t.get("args_json", "[]")} for (_, t, code), n in zip(batch, nonces)],
+            "tests": [
+                {"kind": t["kind"], "nonce": n, "code": code, "args_json": t.get("args_json", "[]")}
+                for (_, t, code), n in zip(batch, nonces)
+            ],
             "program": codes["program"],
             "setup": codes["setup"],
             "sources": codes["sources"],
