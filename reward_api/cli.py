@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from codereward.v1 import reward_pb2 as pb
 
-from .client import AsyncRewardClient, ClientOptions, RewardServiceError
+from .client import AsyncRewardClient, ClientOptions, RewardServiceError, SpreadSession
 from .types import GroupScore, Verdict
 
 
@@ -52,8 +52,9 @@ def _to_json(message: pb.ScoreResponse) -> str:
     return json_format.MessageToJson(message, indent=None, ensure_ascii=False)
 
 
-async def score_file(client: AsyncRewardClient, path: Path, out: Path, concurrency: int, progress: bool = True) -> collections.Counter[str]:
-    """Score every request of `path` into `out` (same order); the verdict counts."""
+async def score_file(session: SpreadSession, path: Path, out: Path, concurrency: int, progress: bool = True) -> collections.Counter[str]:
+    """Score every request of `path` into `out` (same order), over an open session (one stream
+    per server); the verdict counts."""
     items = list(read_requests(path))
     responses: list[pb.ScoreResponse | None] = [None] * len(items)
     programs = sum(len(i.completions) for i in items if isinstance(i, pb.ScoreRequest))
@@ -77,15 +78,14 @@ async def score_file(client: AsyncRewardClient, path: Path, out: Path, concurren
             counts[pb.Verdict.Name(result.verdict)] += 1
         bar.update(len(request.completions))
 
-    async with client.session() as session:
-        tasks = []
-        for index, item in enumerate(items):
-            if isinstance(item, pb.ScoreResponse):
-                responses[index] = item
-                counts["refused"] += 1
-            else:
-                tasks.append(asyncio.create_task(one(index, item)))
-        await asyncio.gather(*tasks)
+    tasks = []
+    for index, item in enumerate(items):
+        if isinstance(item, pb.ScoreResponse):
+            responses[index] = item
+            counts["refused"] += 1
+        else:
+            tasks.append(asyncio.create_task(one(index, item)))
+    await asyncio.gather(*tasks)
     bar.close()
     with open(out, "w", encoding="utf-8") as f:
         for response in responses:
@@ -107,7 +107,7 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
         "--target",
         action="append",
         required=True,
-        help="HOST:PORT of a reward server; repeat for several (round-robin), or dns:///name:port",
+        help="HOST:PORT of a reward server; repeat for several (score: one stream per server, each group to the least loaded), or dns:///name:port",
     )
     parser.add_argument("--token", help="bearer token")
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
@@ -166,8 +166,8 @@ async def _health(args: argparse.Namespace) -> str:
 
 
 async def _score(args: argparse.Namespace) -> collections.Counter[str]:
-    async with AsyncRewardClient(args.target, _options(args)) as client:
-        return await score_file(client, args.input, args.output, args.concurrency, progress=not args.quiet)
+    async with SpreadSession(args.target, _options(args)) as session:  # grpc.aio: made inside the loop
+        return await score_file(session, args.input, args.output, args.concurrency, progress=not args.quiet)
 
 
 def _convert(args: argparse.Namespace) -> int:

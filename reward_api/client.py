@@ -11,6 +11,8 @@
   `retry_timeout_s`; every other status is raised at once as `RewardServiceError`.
 - A `ScoreSession` reopens its stream after `UNAVAILABLE` and sends again every request not yet
   answered, on whichever server is up: a server killed mid-stream loses no group.
+- A stream stays on one server, so a `SpreadSession` keeps one stream per server and sends each
+  group on the least loaded: what a trainer with several reward servers uses.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ class ClientOptions:
     keepalive_s: float = 30.0
 
 
-def channel_target(targets: str | Sequence[str]) -> str:
-    """One gRPC target for one or several `host:port` (hostnames resolved now) or a URI."""
+def resolve_addresses(targets: str | Sequence[str]) -> list[tuple[str, str]] | None:
+    """(host, port) of every address of `host:port` targets, hostnames resolved now, in order,
+    without repeats; None for a single URI target (`dns:///name:port`, `ipv4:...`, `unix:...`)."""
     if isinstance(targets, str):
         targets = [t for t in targets.split(",") if t]
     if len(targets) == 1 and ("://" in targets[0] or targets[0].startswith(("ipv4:", "ipv6:", "unix:"))):
-        return targets[0]
+        return None
     addresses = []
     for target in targets:
         host, sep, port = target.rpartition(":")
@@ -81,14 +84,25 @@ def channel_target(targets: str | Sequence[str]) -> str:
         except ValueError:
             for info in socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM):
                 addresses.append((str(info[4][0]), port))
-    v6 = any(":" in host for host, _ in addresses)
-    if v6:
-        return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in dict.fromkeys(addresses))
-    return "ipv4:" + ",".join(f"{h}:{p}" for h, p in dict.fromkeys(addresses))
+    return list(dict.fromkeys(addresses))
 
 
-def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
-    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
+def channel_target(targets: str | Sequence[str]) -> str:
+    """One gRPC target for one or several `host:port` (hostnames resolved now) or a URI."""
+    addresses = resolve_addresses(targets)
+    if addresses is None:
+        return targets if isinstance(targets, str) else targets[0]
+    return _address_list(addresses)
+
+
+def _address_list(addresses: Sequence[tuple[str, str]]) -> str:
+    if any(":" in host for host, _ in addresses):
+        return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in addresses)
+    return "ipv4:" + ",".join(f"{h}:{p}" for h, p in addresses)
+
+
+def channel_options(options: ClientOptions, policy: str = "round_robin") -> list[tuple[str, Any]]:
+    config: dict[str, Any] = {"loadBalancingConfig": [{policy: {}}]}
     return [
         ("grpc.service_config", json.dumps(config)),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -141,11 +155,13 @@ class _Backoff:
 
 
 class AsyncRewardClient:
-    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, **kwargs: Any) -> None:
+    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, *, policy: str = "round_robin", **kwargs: Any) -> None:
+        """`policy`: gRPC load balancing over the targets' addresses, `round_robin` (each call to
+        the next server) or `pick_first` (the first one that answers, the next when it fails)."""
         self.options = options or ClientOptions(**kwargs)
         target = channel_target(targets)
         credentials = _credentials(self.options)
-        opts = channel_options(self.options)
+        opts = channel_options(self.options, policy)
         if credentials is None:
             self.channel = grpc.aio.insecure_channel(target, options=opts)
         else:
@@ -228,7 +244,12 @@ class ScoreSession:
 
     @property
     def in_flight(self) -> int:
+        """Groups sent and not answered yet."""
         return len(self._pending)
+
+    @property
+    def in_flight_programs(self) -> int:
+        return sum(len(request.completions) for request, _ in self._pending.values())
 
     async def _requests(self, resend: list[pb.ScoreRequest]) -> AsyncIterator[pb.ScoreRequest]:
         for request in resend:
@@ -269,6 +290,65 @@ class ScoreSession:
                 resend = [request for request, _ in self._pending.values()]
                 while not self._outbox.empty():  # already in `resend`
                     self._outbox.get_nowait()
+
+
+class SpreadSession:
+    """Groups spread over several reward servers at once, one ScoreStream per server.
+
+    A stream is one HTTP/2 call, so `round_robin` keeps it on one server for its whole life: one
+    `ScoreSession` uses one server however many are given. Here stream i prefers address i and
+    fails over to the others (`pick_first` over the address list rotated to start at i); each
+    group goes to the stream with the fewest programs in flight, so a slower or busier server
+    gets fewer. A dead server's unanswered groups are sent again on its stream's next server.
+    One address (or a URI target such as `dns:///name:port`): one stream, as `ScoreSession`.
+
+        async with SpreadSession(["10.0.0.5:50051", "10.0.0.6:50051"]) as session:
+            group = await session.submit(request)
+    """
+
+    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, **kwargs: Any) -> None:
+        self.targets = targets
+        self.options = options or ClientOptions(**kwargs)
+        self.clients: list[AsyncRewardClient] = []
+        self.sessions: list[ScoreSession] = []
+
+    async def __aenter__(self) -> SpreadSession:
+        addresses = resolve_addresses(self.targets)
+        if addresses is None or len(addresses) == 1:
+            self.clients = [AsyncRewardClient(self.targets, self.options)]
+        else:
+            rotations = [addresses[i:] + addresses[:i] for i in range(len(addresses))]
+            self.clients = [AsyncRewardClient(_address_list(r), self.options, policy="pick_first") for r in rotations]
+        for client in self.clients:
+            session = client.session()
+            await session.__aenter__()
+            self.sessions.append(session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for session in self.sessions:
+            await session.close()
+        for client in self.clients:
+            await client.close()
+        self.sessions, self.clients = [], []
+
+    def submit(self, request: pb.ScoreRequest) -> asyncio.Future[GroupScore]:
+        if not self.sessions:
+            raise RuntimeError("use `async with SpreadSession(...) as session`")
+        if any(request.request_id in s._pending for s in self.sessions):
+            raise ValueError(f"request_id {request.request_id!r} is already in flight")
+        return min(self.sessions, key=lambda s: s.in_flight_programs).submit(request)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(s.in_flight for s in self.sessions)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(s.reconnects for s in self.sessions)
 
 
 class RewardClient:

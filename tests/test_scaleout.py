@@ -14,8 +14,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from reward_api.client import AsyncRewardClient
-from reward_api.types import GroupScore, Verdict, assert_test, call_test, make_problem
+from reward_api.client import AsyncRewardClient, SpreadSession
+from reward_api.types import GroupScore, Verdict, assert_test, call_test, make_problem, make_request
 from sandboxes.config import CONTAINER_LABEL
 from sandboxes.container import sweep_orphans
 
@@ -101,3 +101,25 @@ async def test_load_spreads_over_two_servers_and_survives_one_killed(two_servers
     # Groups first sent after the kill can only have run on b. (a's count cannot be read after
     # the SIGKILL, and the scrape above may miss groups a finished just before it.)
     assert served_by_b >= (GROUPS - started_at_kill) * GROUP_SIZE, (served_by_b, started_at_kill)
+
+
+async def test_a_spread_session_uses_every_server_and_moves_a_dead_ones_groups(two_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """The trainer's path with two servers: one ScoreStream would stay on one server for its
+    whole life; a SpreadSession keeps one per server and sends each group to the least loaded.
+    When one server is SIGKILLed, the groups its stream had in flight are answered by the other."""
+    a, b = two_servers
+    async with SpreadSession([a.target, b.target], retry_timeout_s=60.0) as session:
+        first = await asyncio.gather(*(session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(20)))
+        check(list(first))
+        served = await asyncio.gather(asyncio.to_thread(a.programs_served), asyncio.to_thread(b.programs_served))
+        assert min(served) >= 20, served  # 80 programs: each server ran at least a quarter
+        pending = [session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(20, 60)]
+        assert session.in_flight == 40  # 20 groups on each stream: the least loaded takes the next
+        while await asyncio.to_thread(a.programs_served) < served[0] + GROUP_SIZE:
+            await asyncio.sleep(0.05)
+        a.kill()  # SIGKILL mid-work: a has answered some of its 20 groups, not all
+        rest = await asyncio.gather(*pending)
+        check(list(rest))
+        assert session.reconnects >= 1
+    # b ran its own 20 groups and the ones a had not finished
+    assert await asyncio.to_thread(b.programs_served) > served[1] + 20 * GROUP_SIZE

@@ -32,7 +32,8 @@ class TrainConfig:
     """`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1`... fp32 on CPU, bf16 on GPU."""
     # -- reward servers -----------------------------------------------------------------------
     reward_servers: tuple[str, ...] = ()
-    """HOST:PORT of reward servers (round-robin). Empty: start a local one for the run."""
+    """HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name
+    resolving to several addresses counts each). Empty: start a local one for the run."""
     reward_token: str | None = None
     """Bearer token for the reward servers."""
     reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
@@ -75,7 +76,11 @@ class TrainConfig:
     updates_per_batch: int = 1
     """μ: optimizer passes over each sampled batch (>1 makes the clipped ratio matter)."""
     grad_accumulation: int = 1
-    """Micro-batches per optimizer step."""
+    """Micro-batches per optimizer step, at least (see micro_batch_tokens)."""
+    micro_batch_tokens: int = 4096
+    """Most tokens (rows x padded length) in one forward/backward pass of the update: more
+    micro-batches when the kept rows need it. Activations grow with tokens: SmolLM2-135M in fp32
+    keeps ~1.6 MB per token without gradient checkpointing. 0 = no limit."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 = none)."""
     epsilon_low: float = 0.2
@@ -119,6 +124,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.micro_batch_tokens < 0:
+            problems.append(f"micro_batch_tokens={self.micro_batch_tokens} must be 0 (no limit) or positive")
         if self.group_size < 2:
             problems.append(f"group_size={self.group_size}: GRPO compares completions within a group; use 2 or more")
         if not 0 < self.top_p <= 1:

@@ -78,6 +78,29 @@ class TokenStats:
     entropy: Tensor  # [N, T]: entropy of π at each position (no gradient)
 
 
+def micro_batches(batch: Batch, keep: Tensor, max_tokens: int, at_least: int = 1) -> list[Tensor]:
+    """The rows in `keep`, in order, cut into consecutive micro-batches of at most `max_tokens`
+    (rows x the padded length they need; 0 = no limit; a longer row goes alone) and at least
+    `at_least` of them (fewer only when there are fewer rows)."""
+    if keep.numel() == 0:
+        return []
+    prompt_len = batch.input_ids.shape[1] - batch.completion_len
+    prompts = batch.attention_mask[:, :prompt_len].sum(dim=1).tolist()
+    completions = batch.completion_mask.sum(dim=1).long().tolist()
+    parts: list[list[int]] = [[]]
+    longest_prompt = longest_completion = 0
+    for row in keep.tolist():
+        p, c = max(longest_prompt, prompts[row]), max(longest_completion, completions[row])
+        if parts[-1] and max_tokens and (len(parts[-1]) + 1) * (p + c) > max_tokens:
+            parts.append([])
+            p, c = prompts[row], completions[row]
+        parts[-1].append(row)
+        longest_prompt, longest_completion = p, c
+    if len(parts) < at_least:
+        return [chunk for chunk in torch.tensor_split(keep, min(at_least, keep.numel())) if chunk.numel()]
+    return [torch.tensor(part, dtype=torch.long) for part in parts]
+
+
 def token_logprobs(model: Any, batch: Batch, temperature: float = 1.0, *, entropy: bool = False) -> TokenStats:
     """log π(completion token | prefix) at the sampling temperature, for every completion
     position; padding positions hold meaningless values (mask them)."""

@@ -1,9 +1,9 @@
 """Rewards for the trainer: groups go to reward servers the moment they are sampled.
 
 The trainer's sampling and updates are synchronous torch code; scoring runs on an asyncio
-event loop in a background thread (`RewardWorker`), over one `ScoreStream` per worker
-(`reward_api.client.ScoreSession`: it reconnects and resends unanswered groups when a server
-dies or restarts). `submit` returns a `concurrent.futures.Future` at once, so the server
+event loop in a background thread (`RewardWorker`), over one `ScoreStream` per reward server
+(`reward_api.client.SpreadSession`: each group to the least loaded server; a stream reconnects
+and resends its unanswered groups, to another server if need be, when its server dies). `submit` returns a `concurrent.futures.Future` at once, so the server
 scores one group while the trainer samples the next.
 
 With no server given, `LocalRewardServer` starts `reward-server` as a separate process on a
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
-from reward_api.client import AsyncRewardClient, ClientOptions, RewardServiceError, ScoreSession
+from reward_api.client import ClientOptions, RewardServiceError, SpreadSession
 from reward_api.types import GroupScore
 
 
@@ -36,15 +36,14 @@ class RewardUnavailable(RuntimeError):
 
 
 class RewardWorker:
-    """A background event loop holding one client and one scoring session."""
+    """A background event loop holding one scoring session over every reward server."""
 
     def __init__(self, targets: Sequence[str], options: ClientOptions) -> None:
         self.targets = list(targets)
         self.options = options
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="reward-worker", daemon=True)
-        self._client: AsyncRewardClient | None = None
-        self._session: ScoreSession | None = None
+        self._session: SpreadSession | None = None
 
     def __enter__(self) -> RewardWorker:
         self.start()
@@ -58,15 +57,12 @@ class RewardWorker:
         self._call(self._open())
 
     async def _open(self) -> None:
-        self._client = AsyncRewardClient(self.targets, self.options)
-        self._session = self._client.session()
+        self._session = SpreadSession(self.targets, self.options)  # grpc.aio: made inside the loop
         await self._session.__aenter__()
 
     async def _close(self) -> None:
         if self._session is not None:
             await self._session.close()
-        if self._client is not None:
-            await self._client.close()
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

@@ -42,7 +42,7 @@ from .evaluate import EvalResult, evaluate, score_request
 from .grpo import group_advantages, grpo_loss, sequence_importance_weights
 from .logs import MetricsLog, plot_run
 from .model import load_model, resolve_model
-from .policy import Batch, logprobs_no_grad, make_batch, token_logprobs
+from .policy import Batch, logprobs_no_grad, make_batch, micro_batches, token_logprobs
 from .rewards import LocalRewardServer, RewardWorker
 from .sampling import Completion, HFSampler, Sampler
 from .vllm_sampler import vllm_available
@@ -323,10 +323,6 @@ class GRPOTrainer:
         )
         return metrics
 
-    def _micro_batches(self, keep: torch.Tensor) -> list[torch.Tensor]:
-        parts = min(self.config.grad_accumulation, keep.numel())
-        return [chunk for chunk in torch.tensor_split(keep, parts) if chunk.numel()]
-
     def _update(
         self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None
     ) -> dict[str, Any]:
@@ -345,7 +341,7 @@ class GRPOTrainer:
                 "entropy": None,
                 "update_skipped": 1,
             }
-        parts_rows = self._micro_batches(keep)
+        parts_rows = micro_batches(batch, keep, config.micro_batch_tokens, config.grad_accumulation)
         micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in parts_rows]
         sampled = [sampler_logp[rows, : mb.completion_len].to(self.device) for rows, (mb, _) in zip(parts_rows, micro)] if correct else None  # type: ignore[index]
         is_weights: list[torch.Tensor | None] = [None] * len(micro)
