@@ -69,8 +69,8 @@ def resolve_addresses(targets: str | Sequence[str]) -> list[tuple[str, str]] | N
     """(host, port) of every address of `host:port` targets, hostnames resolved now, in order,
     without repeats; None for a single URI target (`dns:///name:port`, `ipv4:...`, `unix:...`)."""
     if isinstance(targets, str):
-        targets = [t for t in targets.split(",") if t]
-    if len(targets) == 1 and ("://" in targets[0] or targets[0].startswith(("ipv4:", "ipv6:", "unix:"))):
+        targets = [targets] if _is_uri(targets) else [t for t in targets.split(",") if t]
+    if len(targets) == 1 and _is_uri(targets[0]):
         return None
     addresses = []
     for target in targets:
@@ -85,6 +85,10 @@ def resolve_addresses(targets: str | Sequence[str]) -> list[tuple[str, str]] | N
             for info in socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM):
                 addresses.append((str(info[4][0]), port))
     return list(dict.fromkeys(addresses))
+
+
+def _is_uri(target: str) -> bool:
+    return "://" in target or target.startswith(("ipv4:", "ipv6:", "unix:"))
 
 
 def channel_target(targets: str | Sequence[str]) -> str:
@@ -155,7 +159,9 @@ class _Backoff:
 
 
 class AsyncRewardClient:
-    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, *, policy: str = "round_robin", **kwargs: Any) -> None:
+    def __init__(
+        self, targets: str | Sequence[str], options: ClientOptions | None = None, *, policy: str = "round_robin", **kwargs: Any
+    ) -> None:
         """`policy`: gRPC load balancing over the targets' addresses, `round_robin` (each call to
         the next server) or `pick_first` (the first one that answers, the next when it fails)."""
         self.options = options or ClientOptions(**kwargs)

@@ -1,12 +1,13 @@
 """Which failures the client library retries: transport failures only, never a refusal or an
-error raised by the server's own code (retrying those would hide bugs and repeat work)."""
+error raised by the server's own code (retrying those would hide bugs and repeat work); and
+which addresses a client spreads its streams over."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 
-from reward_api.client import retryable
+from reward_api.client import channel_target, resolve_addresses, retryable
 
 
 @pytest.mark.parametrize(
@@ -26,3 +27,16 @@ from reward_api.client import retryable
 )
 def test_only_transport_failures_are_retried(code: grpc.StatusCode, details: str | None, expected: bool) -> None:
     assert retryable(code, details) is expected
+
+
+def test_targets_become_addresses_or_stay_uris() -> None:
+    """What SpreadSession opens one stream per: every address of HOST:PORT targets (names
+    resolved, repeats dropped); a URI target is gRPC's to resolve (one stream)."""
+    assert resolve_addresses(["10.0.0.5:50051", "10.0.0.6:50051", "10.0.0.5:50051"]) == [("10.0.0.5", "50051"), ("10.0.0.6", "50051")]
+    assert resolve_addresses("10.0.0.5:50051,[::1]:7") == [("10.0.0.5", "50051"), ("::1", "7")]
+    assert resolve_addresses("localhost:50051") and all(port == "50051" for _, port in resolve_addresses("localhost:50051") or [])
+    for uri in ("dns:///codereward-server.codereward.svc:50051", "ipv4:10.0.0.5:1,10.0.0.6:1", "unix:/run/cr.sock"):
+        assert resolve_addresses(uri) is None and channel_target(uri) == uri
+    assert channel_target(["10.0.0.6:1", "10.0.0.5:1"]) == "ipv4:10.0.0.6:1,10.0.0.5:1"
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        resolve_addresses(["10.0.0.5"])
