@@ -253,6 +253,9 @@ class ScoreSession:
         """Groups sent and not answered yet."""
         return len(self._pending)
 
+    def waiting_for(self, request_id: str) -> bool:
+        return request_id in self._pending
+
     @property
     def in_flight_programs(self) -> int:
         return sum(len(request.completions) for request, _ in self._pending.values())
@@ -344,7 +347,7 @@ class SpreadSession:
     def submit(self, request: pb.ScoreRequest) -> asyncio.Future[GroupScore]:
         if not self.sessions:
             raise RuntimeError("use `async with SpreadSession(...) as session`")
-        if any(request.request_id in s._pending for s in self.sessions):
+        if any(s.waiting_for(request.request_id) for s in self.sessions):
             raise ValueError(f"request_id {request.request_id!r} is already in flight")
         return min(self.sessions, key=lambda s: s.in_flight_programs).submit(request)
 
