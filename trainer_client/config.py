@@ -39,7 +39,7 @@ class TrainConfig:
     reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
     """Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is
     then split into one test per assert; evaluation stays pass@1). FRACTION gives far more groups
-    a signal (CPU demo: 1 in 5 groups without one, against 19 in 20) and so more rows to update
+    a signal (CPU demo: 31% of groups without one over 4 steps, against 95% over 16) and so more rows to update
     on; a program that hangs costs one time limit per assert."""
     reward_retry_timeout_s: float = 120.0
     """How long unreachable reward servers are retried (groups in flight are resent) before the run stops with an error."""
