@@ -284,3 +284,24 @@ def test_one_step_with_smollm2(problems_file: Path, reward_server: str, tmp_path
     if record["update_skipped"]:
         pytest.skip(f"no group had reward variance this time (reward {record['reward']}): nothing to update")
     assert any(not torch.equal(start[k], after[k]) for k in after if k in start)
+
+
+def test_all_or_nothing_groups_stop_at_the_first_failure_with_the_same_reward(reward_server: str) -> None:
+    """The trainer's requests: ALL_OR_NOTHING sets fail_fast (a hanging program costs one time
+    limit, not one per test) and the reward and verdict are those of a full run; FRACTION runs
+    every test."""
+    from reward_api.client import RewardClient
+    from reward_api.types import Verdict, assert_test, make_problem
+    from trainer_client.data import TrainProblem
+    from trainer_client.evaluate import score_request
+
+    tests = [assert_test("assert f(1) == 1"), assert_test("assert f(2) == 4"), assert_test("assert f(3) == 9")]
+    problem = TrainProblem("square", "Write f.", make_problem("square", tests, entry_point="f"), "f")
+    answers = ["```python\ndef f(x):\n    return x * x\n```", "```python\ndef f(x):\n    return x\n```"]
+    with RewardClient(reward_server) as client:
+        strict = client.score(score_request(problem, answers, mode="ALL_OR_NOTHING", request_id="a")[0])
+        partial = client.score(score_request(problem, answers, mode="FRACTION", request_id="b")[0])
+    assert strict.rewards == [1.0, 0.0] and partial.rewards == [1.0, pytest.approx(1 / 3)]
+    assert [r.verdict for r in strict.results] == [r.verdict for r in partial.results] == [Verdict.PASSED, Verdict.FAILED]
+    assert [t.verdict for t in strict.results[1].tests] == [Verdict.PASSED, Verdict.FAILED, Verdict.SKIPPED]
+    assert [t.verdict for t in partial.results[1].tests] == [Verdict.PASSED, Verdict.FAILED, Verdict.FAILED]
