@@ -102,3 +102,26 @@ def test_fraction_reward_splits_humaneval_into_asserts() -> None:
     assert [p.id for p in whole] == [p.id for p in split]
     assert all(len(p.problem.tests) == 1 for p in whole)
     assert sum(len(p.problem.tests) for p in split) > 5 * len(split)
+
+
+def test_mbpp_by_dataset_name_through_the_datasets_library(tmp_path: Path) -> None:
+    """`mbpp:NAME[:SPLIT]` goes through `datasets.load_dataset`, as a hub name does online; here
+    NAME is a local folder of split files, which the same call reads."""
+    pytest.importorskip("datasets")
+
+    def record(task_id: int, name: str) -> str:
+        tests = [f"assert {name}(1, 2) == 3", f"assert {name}(2, 2) == 4"]
+        return json.dumps(
+            {"task_id": task_id, "text": f"Write {name}.", "code": "", "test_list": tests, "test_setup_code": "", "challenge_test_list": []}
+        )
+
+    (tmp_path / "train.jsonl").write_text(record(1, "add") + "\n" + record(2, "plus") + "\n")
+    (tmp_path / "validation.jsonl").write_text(record(3, "total") + "\n")
+    train = load_problems(f"mbpp:{tmp_path}")
+    assert [(p.id, p.entry_point, len(p.problem.tests)) for p in train] == [("mbpp/1", "add", 2), ("mbpp/2", "plus", 2)]
+    (held_out,) = load_problems(f"mbpp:{tmp_path}:validation")
+    assert held_out.id == "mbpp/3" and "`total`" in held_out.instruction
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "train.jsonl").write_text(json.dumps({"task_id": 9, "text": "x", "test_list": ["print(1)"]}) + "\n")
+    with pytest.raises(ValueError, match=r"\[train\]:1: cannot find the function"):
+        load_problems(f"mbpp:{tmp_path / 'bad'}")

@@ -68,7 +68,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dataset",
         default="humaneval-demo-heldout",
-        help="humaneval, humaneval-demo, humaneval-demo-heldout (add :prefill or :continue for a prompt style, see trainer_client/data.py), mbpp:PATH or our .jsonl",
+        help="humaneval, humaneval-demo, humaneval-demo-heldout (add :prefill or :continue for a prompt style, see trainer_client/data.py), mbpp:PATH or mbpp:NAME[:SPLIT] (datasets.load_dataset) or our .jsonl",
     )
     parser.add_argument("--servers", default="", help="comma-separated HOST:PORT of reward servers; empty: start a local one")
     parser.add_argument("--token", default=None, help="bearer token for the reward servers")

