@@ -39,6 +39,14 @@ def test_completion_text_plain_and_conversational() -> None:
     assert completion_text(tool_turns) == "final"
 
 
+def test_fail_fast_defaults_to_on_where_the_reward_is_the_same() -> None:
+    """ALL_OR_NOTHING: the first failing test decides the reward, so the rest are not run (a
+    hang costs one time limit); FRACTION needs every test; an explicit choice wins."""
+    assert CodeReward("127.0.0.1:1").fail_fast is True
+    assert CodeReward("127.0.0.1:1", mode="FRACTION").fail_fast is False
+    assert CodeReward("127.0.0.1:1", fail_fast=False).fail_fast is False
+
+
 def test_bad_configuration_is_refused_with_the_field_named() -> None:
     with pytest.raises(ValueError, match="mode='PARTIAL'"):
         CodeReward("127.0.0.1:1", mode="PARTIAL")

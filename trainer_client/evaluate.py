@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reward_api.extract import extract_code
+from reward_api.integrations.problems import auto_fail_fast
 from reward_api.types import GroupScore, make_request
 
 from .data import TrainProblem
@@ -45,10 +46,9 @@ class EvalResult:
 
 def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, request_id: str) -> tuple[Any, list[str]]:
     """The ScoreRequest for a group of completions of `problem`, and the extracted programs.
-    ALL_OR_NOTHING sets fail_fast: the reward and the program's verdict are the same, and the
-    tests after a failure (a hang costs its time limit each) are not run."""
+    ALL_OR_NOTHING sets fail_fast (`auto_fail_fast`)."""
     codes = [extract_code(t, problem.entry_point, problem.prompt_prefix, problem.response_prefix) for t in texts]
-    return make_request(problem.problem, codes, mode=mode, request_id=request_id, fail_fast=mode == "ALL_OR_NOTHING"), codes
+    return make_request(problem.problem, codes, mode=mode, request_id=request_id, fail_fast=auto_fail_fast(mode, None)), codes
 
 
 def evaluate(

@@ -124,6 +124,13 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def auto_fail_fast(mode: str, fail_fast: bool | None) -> bool:
+    """`fail_fast` as given, or by default on with ALL_OR_NOTHING: the reward and the program's
+    verdict are the same, and the tests after a failure (a hang costs its time limit each) are
+    not run."""
+    return mode == "ALL_OR_NOTHING" if fail_fast is None else fail_fast
+
+
 def default_extract(text: str, entry_point: str, prompt_prefix: str) -> str:
     """The trainer's own extraction (fences, several blocks, bare code, body-only answers)."""
     return extract_code(text, entry_point, prompt_prefix)

@@ -39,7 +39,7 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import AsyncRewardClient, ClientOptions
-from reward_api.integrations.problems import Extractor, check_mode, completion_text, default_extract, problem_from_spec
+from reward_api.integrations.problems import Extractor, auto_fail_fast, check_mode, completion_text, default_extract, problem_from_spec
 from reward_api.types import CompletionScore, GroupScore, Verdict, make_request
 
 ProblemFn = Callable[[Mapping[str, Any]], pb.Problem]
@@ -62,14 +62,15 @@ class CodeReward:
         prompt_prefix_column: str = "prompt_prefix",
         problem_fn: ProblemFn | None = None,
         mode: str = "ALL_OR_NOTHING",
-        fail_fast: bool = False,
+        fail_fast: bool | None = None,
         extract: Extractor = default_extract,
         name: str = "codereward",
         options: ClientOptions | None = None,
         **client_options: Any,
     ) -> None:
         """`targets`: one or several `host:port` (or a gRPC URI); `mode`: ALL_OR_NOTHING or
-        FRACTION (partial credit); `name`: how TRL logs it (`rewards/<name>/mean`);
+        FRACTION (partial credit); `fail_fast`: stop a program's tests at its first failure
+        (default: with ALL_OR_NOTHING, where the reward is the same); `name`: how TRL logs it (`rewards/<name>/mean`);
         `options` / `client_options`: `ClientOptions` (token, tls, timeouts)."""
         self.targets = targets
         self.tests_column = tests_column
@@ -78,7 +79,7 @@ class CodeReward:
         self.prompt_prefix_column = prompt_prefix_column
         self.problem_fn = problem_fn
         self.mode = check_mode(mode)
-        self.fail_fast = fail_fast
+        self.fail_fast = auto_fail_fast(self.mode, fail_fast)
         self.extract = extract
         self.__name__ = name  # TRL names the reward function after `__name__`
         self.options = options or ClientOptions(**client_options)

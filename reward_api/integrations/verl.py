@@ -44,7 +44,7 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import AsyncRewardClient, ClientOptions, RewardClient
-from reward_api.integrations.problems import check_mode, completion_text, default_extract, problem_from_spec
+from reward_api.integrations.problems import auto_fail_fast, check_mode, completion_text, default_extract, problem_from_spec
 from reward_api.types import GroupScore, make_request
 
 ENV_TARGETS = "CODEREWARD_TARGETS"
@@ -126,7 +126,11 @@ async def close_async_clients() -> None:
 
 
 def _build(
-    solution_strs: Sequence[Any], ground_truths: Sequence[Any], extra_infos: Sequence[Mapping[str, Any] | None], mode: str, fail_fast: bool
+    solution_strs: Sequence[Any],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Mapping[str, Any] | None],
+    mode: str,
+    fail_fast: bool | None,
 ) -> list[tuple[pb.ScoreRequest, list[int]]]:
     """One request per distinct problem; completions keep their index as id."""
     if not len(solution_strs) == len(ground_truths) == len(extra_infos):
@@ -143,7 +147,12 @@ def _build(
         groups[key][1].append(i)
         groups[key][2].append(code)
     return [
-        (make_request(problem, codes, mode=check_mode(mode), fail_fast=fail_fast, completion_ids=[str(i) for i in idx]), idx)
+        (
+            make_request(
+                problem, codes, mode=check_mode(mode), fail_fast=auto_fail_fast(mode, fail_fast), completion_ids=[str(i) for i in idx]
+            ),
+            idx,
+        )
         for problem, idx, codes in groups.values()
     ]
 
@@ -185,7 +194,7 @@ def compute_score(
     *,
     target: str | Sequence[str] | None = None,
     mode: str = "ALL_OR_NOTHING",
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
     token: str | None = None,
     tls: bool = False,
     timeout_s: float | None = None,
@@ -207,7 +216,7 @@ async def compute_score_async(
     *,
     target: str | Sequence[str] | None = None,
     mode: str = "ALL_OR_NOTHING",
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
     token: str | None = None,
     tls: bool = False,
     timeout_s: float | None = None,
@@ -229,7 +238,7 @@ def compute_score_batch(
     *,
     target: str | Sequence[str] | None = None,
     mode: str = "ALL_OR_NOTHING",
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
     token: str | None = None,
     tls: bool = False,
     timeout_s: float | None = None,
@@ -255,7 +264,7 @@ async def compute_score_batch_async(
     *,
     target: str | Sequence[str] | None = None,
     mode: str = "ALL_OR_NOTHING",
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
     token: str | None = None,
     tls: bool = False,
     timeout_s: float | None = None,
