@@ -23,7 +23,7 @@ import json
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,6 +256,12 @@ class ScoreSession:
     def waiting_for(self, request_id: str) -> bool:
         return request_id in self._pending
 
+    def detach_pending(self) -> list[tuple[pb.ScoreRequest, asyncio.Future[GroupScore]]]:
+        """Take every unanswered group off this session (to send it elsewhere): closing it then
+        leaves their futures alone."""
+        pending, self._pending = list(self._pending.values()), {}
+        return pending
+
     @property
     def in_flight_programs(self) -> int:
         return sum(len(request.completions) for request, _ in self._pending.values())
@@ -309,43 +315,101 @@ class SpreadSession:
     fails over to the others (`pick_first` over the address list rotated to start at i); each
     group goes to the stream with the fewest programs in flight, so a slower or busier server
     gets fewer. A dead server's unanswered groups are sent again on its stream's next server.
-    One address (or a URI target such as `dns:///name:port`): one stream, as `ScoreSession`.
+    Host names are resolved again every `refresh_s` (a Kubernetes headless Service: pods come
+    and go): a new address gets a stream, and a vanished one's stream is closed, its unanswered
+    groups sent again on the others. A URI target (`dns:///name:port`) is gRPC's to resolve:
+    one stream, as `ScoreSession`.
 
         async with SpreadSession(["10.0.0.5:50051", "10.0.0.6:50051"]) as session:
             group = await session.submit(request)
     """
 
-    def __init__(self, targets: str | Sequence[str], options: ClientOptions | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        targets: str | Sequence[str],
+        options: ClientOptions | None = None,
+        *,
+        refresh_s: float = 30.0,
+        resolve: Callable[[str | Sequence[str]], list[tuple[str, str]] | None] = resolve_addresses,
+        **kwargs: Any,
+    ) -> None:
         self.targets = targets
         self.options = options or ClientOptions(**kwargs)
-        self.clients: list[AsyncRewardClient] = []
-        self.sessions: list[ScoreSession] = []
+        self.refresh_s = refresh_s
+        self._resolve = resolve
+        self._streams: dict[tuple[str, str] | None, tuple[AsyncRewardClient, ScoreSession]] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    @property
+    def sessions(self) -> list[ScoreSession]:
+        return [session for _, session in self._streams.values()]
+
+    @property
+    def addresses(self) -> list[tuple[str, str]]:
+        """The addresses with a stream now (empty for a URI target)."""
+        return [a for a in self._streams if a is not None]
 
     async def __aenter__(self) -> SpreadSession:
-        addresses = resolve_addresses(self.targets)
-        if addresses is None or len(addresses) == 1:
-            self.clients = [AsyncRewardClient(self.targets, self.options)]
+        addresses = await asyncio.to_thread(self._resolve, self.targets)
+        if addresses is None:
+            await self._open(None, AsyncRewardClient(self.targets, self.options))
         else:
-            rotations = [addresses[i:] + addresses[:i] for i in range(len(addresses))]
-            self.clients = [AsyncRewardClient(_address_list(r), self.options, policy="pick_first") for r in rotations]
-        for client in self.clients:
-            session = client.session()
-            await session.__aenter__()
-            self.sessions.append(session)
+            await self._open_all(addresses)
+        if addresses is not None and self.refresh_s > 0:
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="spread-session-refresh")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        for session in self.sessions:
+    async def _open(self, address: tuple[str, str] | None, client: AsyncRewardClient) -> None:
+        session = client.session()
+        await session.__aenter__()
+        self._streams[address] = (client, session)
+
+    async def _open_all(self, addresses: list[tuple[str, str]]) -> None:
+        """A stream for each address without one, failing over to all the others."""
+        for i, address in enumerate(addresses):
+            if address not in self._streams:
+                rotation = addresses[i:] + addresses[:i]
+                await self._open(address, AsyncRewardClient(_address_list(rotation), self.options, policy="pick_first"))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                addresses = await asyncio.to_thread(self._resolve, self.targets)
+            except (OSError, ValueError):  # a DNS hiccup: keep the streams there are
+                continue
+            if addresses:
+                await self.refresh(addresses)
+
+    async def refresh(self, addresses: list[tuple[str, str]]) -> None:
+        """Open streams to new addresses, close those of vanished ones (their unanswered groups
+        are sent again on the others). Streams whose address stays are left as they are."""
+        if None in self._streams or set(addresses) == set(self.addresses):
+            return
+        await self._open_all(addresses)
+        for address in [a for a in self.addresses if a not in addresses]:
+            client, session = self._streams.pop(address)
+            moved = session.detach_pending()
             await session.close()
-        for client in self.clients:
             await client.close()
-        self.sessions, self.clients = [], []
+            for request, future in moved:
+                _forward(self.submit(request), future)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
+        for client, session in self._streams.values():
+            await session.close()
+            await client.close()
+        self._streams = {}
 
     def submit(self, request: pb.ScoreRequest) -> asyncio.Future[GroupScore]:
-        if not self.sessions:
+        if not self._streams:
             raise RuntimeError("use `async with SpreadSession(...) as session`")
         if any(s.waiting_for(request.request_id) for s in self.sessions):
             raise ValueError(f"request_id {request.request_id!r} is already in flight")
@@ -358,6 +422,22 @@ class SpreadSession:
     @property
     def reconnects(self) -> int:
         return sum(s.reconnects for s in self.sessions)
+
+
+def _forward(source: asyncio.Future[GroupScore], target: asyncio.Future[GroupScore]) -> None:
+    """When `source` is done, give its outcome to `target` (unless that was cancelled)."""
+
+    def done(future: asyncio.Future[GroupScore]) -> None:
+        if target.done():
+            return
+        if future.cancelled():
+            target.cancel()
+        elif future.exception() is not None:
+            target.set_exception(future.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(future.result())
+
+    source.add_done_callback(done)
 
 
 class RewardClient:

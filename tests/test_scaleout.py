@@ -123,3 +123,29 @@ async def test_a_spread_session_uses_every_server_and_moves_a_dead_ones_groups(t
         assert session.reconnects >= 1
     # b ran its own 20 groups and the ones a had not finished
     assert await asyncio.to_thread(b.programs_served) > served[1] + 20 * GROUP_SIZE
+
+
+async def test_a_spread_session_follows_the_addresses_a_name_resolves_to(two_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """A headless Service's name resolves to the pods there are now. The name here resolves
+    first to a, then to a and b, then to b only (the function that resolves it is the test's;
+    the servers and the streams are real): b gets a stream and a share of the groups; when a
+    leaves, its stream closes and the groups it had not answered are answered by b."""
+    a, b = two_servers
+    address = {s: ("127.0.0.1", s.target.rsplit(":", 1)[1]) for s in (a, b)}
+    resolved = [address[a]]
+    async with SpreadSession("reward.example:50051", retry_timeout_s=30.0, refresh_s=0.1, resolve=lambda _: list(resolved)) as session:
+        assert session.addresses == [address[a]]
+        check(list(await asyncio.gather(*(session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(4)))))
+        resolved.append(address[b])
+        while len(session.addresses) < 2:
+            await asyncio.sleep(0.05)
+        before_b = await asyncio.to_thread(b.programs_served)
+        check(list(await asyncio.gather(*(session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(4, 24)))))
+        assert await asyncio.to_thread(b.programs_served) >= before_b + 20  # b took a share once it appeared
+        before_b = await asyncio.to_thread(b.programs_served)
+        pending = [session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(24, 64)]
+        resolved.remove(address[a])  # a leaves with its 20 groups (mostly) unanswered on its stream
+        rest = await asyncio.gather(*pending)
+        check(list(rest))
+        assert session.addresses == [address[b]]
+    assert await asyncio.to_thread(b.programs_served) > before_b + 20 * GROUP_SIZE  # b's 20 groups and some of a's

@@ -33,7 +33,8 @@ class TrainConfig:
     # -- reward servers -----------------------------------------------------------------------
     reward_servers: tuple[str, ...] = ()
     """HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name
-    resolving to several addresses counts each). Empty: start a local one for the run."""
+    resolving to several addresses counts each, resolved again every 30 s). Empty: start a local
+    one for the run."""
     reward_token: str | None = None
     """Bearer token for the reward servers."""
     reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
