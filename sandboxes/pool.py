@@ -289,6 +289,10 @@ class SandboxPool:
         outage = asyncio.ensure_future(self._outage.wait())
         try:
             await asyncio.wait((getting, outage), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if getting.done() and not getting.cancelled():  # taken off the queue: give it back
+                self._idle.put_nowait(getting.result())
+            raise
         finally:
             outage.cancel()
             if not getting.done():

@@ -38,7 +38,10 @@ def test_micro_batches_fill_the_token_budget_in_order() -> None:
     assert rows(micro_batches(batch, keep, 20)) == [[0, 1], [2, 3], [4]]
     assert rows(micro_batches(batch, keep, 0)) == [[0, 1, 2, 3, 4]]  # no limit
     assert rows(micro_batches(batch, keep, 5)) == [[0], [1], [2], [3], [4]]  # a row over the budget goes alone
-    assert rows(micro_batches(batch, keep, 0, at_least=4)) == [[0, 1], [2], [3], [4]]  # grad_accumulation
+    assert rows(micro_batches(batch, keep, 0, at_least=4)) == [[0], [1], [2], [3, 4]]  # grad_accumulation: halve the largest
+    # both: the budget's parts, the largest halved until there are enough (still under the budget)
+    assert rows(micro_batches(batch, keep, 20, at_least=4)) == [[0], [1], [2, 3], [4]]
+    assert rows(micro_batches(batch, keep, 20, at_least=9)) == [[0], [1], [2], [3], [4]]
     assert rows(micro_batches(batch, torch.tensor([1, 2, 4]), 10)) == [[1, 2], [4]]  # 2 x (3 + 2) = 10; with row 4, 15
     assert rows(micro_batches(batch, torch.tensor([1, 2, 4]), 9)) == [[1], [2], [4]]
     assert micro_batches(batch, torch.tensor([], dtype=torch.long), 20) == []

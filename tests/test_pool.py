@@ -197,7 +197,6 @@ async def test_with_no_container_alive_jobs_get_sandbox_error_after_the_outage_t
         sandbox = next(iter(pool._live))
         await asyncio.to_thread(docker_client.api.kill, sandbox.container.id)
         await wait_until(lambda: pool.size == 0)
-        assert not pool.in_outage  # not yet: the timeout runs from the last container's death
         waited = await pool.run(problem(*ADD_TESTS), GOOD_ADD)
         assert pool.in_outage
         assert waited.verdict is Verdict.SANDBOX_ERROR and waited.reward(ScoringMode.ALL_OR_NOTHING) is None
@@ -209,6 +208,24 @@ async def test_with_no_container_alive_jobs_get_sandbox_error_after_the_outage_t
         await wait_until(lambda: pool.size == 1, timeout=30)
         assert not pool.in_outage
         assert (await pool.run(problem(*ADD_TESTS), GOOD_ADD)).verdict is Verdict.PASSED
+
+
+async def test_a_job_cancelled_as_a_container_frees_up_gives_the_container_back(single_pool: SandboxPool) -> None:
+    """The race a cancelled call can hit: the idle container was taken off the queue for a
+    waiting job, and the job is cancelled before it resumes. The container must go back, or
+    the pool shrinks for good (it stays alive and counted, never idle again)."""
+    sandbox = await single_pool._acquire()  # the only container, held
+    waiter = asyncio.create_task(single_pool._acquire())
+    for _ in range(3):
+        await asyncio.sleep(0)  # the waiter is waiting on the queue
+    single_pool._idle.put_nowait(sandbox)
+    await asyncio.sleep(0)  # the queue hands it to the waiter's get, which finishes...
+    waiter.cancel()  # ...and the job is cancelled before it resumes
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert await asyncio.wait_for(single_pool._acquire(), timeout=30) is sandbox  # back in the queue (a hang guard)
+    single_pool._idle.put_nowait(sandbox)
+    assert (await single_pool.run(problem(*ADD_TESTS), GOOD_ADD)).verdict is Verdict.PASSED
 
 
 async def test_a_program_that_tampers_with_the_runner_retires_its_container(

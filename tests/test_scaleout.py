@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import grpc
 import pytest
 
-from reward_api.client import AsyncRewardClient, SpreadSession
+from reward_api.client import AsyncRewardClient, RewardServiceError, SpreadSession
 from reward_api.types import GroupScore, Verdict, assert_test, call_test, make_problem, make_request
 from sandboxes.config import CONTAINER_LABEL
 from sandboxes.container import sweep_orphans
@@ -89,6 +90,7 @@ async def test_load_spreads_over_two_servers_and_survives_one_killed(two_servers
 
         tasks = [asyncio.create_task(one(i)) for i in range(GROUPS)]
         await done.wait()
+        served_by_b_before = await asyncio.to_thread(b.programs_served)
         served_by_a = await asyncio.to_thread(a.programs_served)
         a.kill()  # SIGKILL with groups in flight on it
         # No await since the kill: these counts are the client's state at the kill.
@@ -97,7 +99,7 @@ async def test_load_spreads_over_two_servers_and_survives_one_killed(two_servers
     served_by_b = await asyncio.to_thread(b.programs_served)
     check(results)  # every group answered, every verdict right: the in-flight ones were rerun
     assert finished_at_kill < started_at_kill, "nothing was in flight at the kill"
-    assert served_by_a > 0, "a served nothing before the kill: the load was not spread"
+    assert served_by_a > 0 and served_by_b_before > 0, ("the load was not spread before the kill", served_by_a, served_by_b_before)
     # Groups first sent after the kill can only have run on b. (a's count cannot be read after
     # the SIGKILL, and the scrape above may miss groups a finished just before it.)
     assert served_by_b >= (GROUPS - started_at_kill) * GROUP_SIZE, (served_by_b, started_at_kill)
@@ -149,3 +151,29 @@ async def test_a_spread_session_follows_the_addresses_a_name_resolves_to(two_ser
         check(list(rest))
         assert session.addresses == [address[b]]
     assert await asyncio.to_thread(b.programs_served) > before_b + 20 * GROUP_SIZE  # b's 20 groups and some of a's
+
+
+async def test_a_stream_that_gave_up_gets_no_more_groups(sandbox_image: str) -> None:
+    """One server refuses this client for good (another token: UNAUTHENTICATED is not retried).
+    Its stream gives up; the group on it fails with the reason, and every later group goes to
+    the server that answers, instead of waiting forever on the dead stream."""
+    servers = [ServerProcess(sandbox_image, "--token", "not-yours", workers=1)]
+    try:
+        servers.append(ServerProcess(sandbox_image, "--token", "s3cret", workers=1))
+        refusing, answering = servers
+        async with SpreadSession([refusing.target, answering.target], token="s3cret", retry_timeout_s=5.0) as session:
+            first, second = (
+                session.submit(make_request(ADD, group_codes(0), request_id="g0")),
+                session.submit(make_request(ADD, group_codes(1), request_id="g1")),
+            )
+            results = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=60)
+            refused = [r for r in results if isinstance(r, RewardServiceError)]
+            assert len(refused) == 1 and refused[0].code == grpc.StatusCode.UNAUTHENTICATED, results
+            later = await asyncio.wait_for(
+                asyncio.gather(*(session.submit(make_request(ADD, group_codes(i), request_id=f"g{i}")) for i in range(2, 12))), timeout=120
+            )
+            check(list(later))
+        assert await asyncio.to_thread(answering.programs_served) >= 10 * GROUP_SIZE
+    finally:
+        for server in servers:
+            server.stop()

@@ -112,6 +112,8 @@ def mbpp_records(source: str) -> tuple[str, list[dict[str, Any]]]:
     dataset, or a local folder of split files). Returns (where, for errors; records)."""
     if Path(source).is_file():
         return source, _read_jsonl(Path(source))
+    if source.endswith((".jsonl", ".json")):
+        raise ValueError(f"mbpp:{source}: no such file")
     name, _, split = source.rpartition(":")
     if split not in MBPP_SPLITS:
         name, split = source, "train"
@@ -139,8 +141,9 @@ def mbpp_problems(source: str | Path) -> list[TrainProblem]:
         problem = make_problem(
             f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", "")
         )
+        text = raw.get("text") or raw.get("prompt") or ""  # the `sanitized` variant says `prompt`
         instruction = (
-            f"{raw['text'].strip()}\n\nWrite a Python function named `{entry_point}`. It must pass tests like this one:\n"
+            f"{text.strip()}\n\nWrite a Python function named `{entry_point}`. It must pass tests like this one:\n"
             f"```python\n{raw['test_list'][0].strip()}\n```\nAnswer with the function, including any imports, in one ```python code block."
         )
         problems.append(TrainProblem(problem.id, instruction, problem, entry_point))

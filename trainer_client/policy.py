@@ -96,8 +96,10 @@ def micro_batches(batch: Batch, keep: Tensor, max_tokens: int, at_least: int = 1
             p, c = prompts[row], completions[row]
         parts[-1].append(row)
         longest_prompt, longest_completion = p, c
-    if len(parts) < at_least:
-        return [chunk for chunk in torch.tensor_split(keep, min(at_least, keep.numel())) if chunk.numel()]
+    while len(parts) < min(at_least, keep.numel()):  # halve the part with the most rows (stays under the budget)
+        largest = max(range(len(parts)), key=lambda i: len(parts[i]))
+        part = parts[largest]
+        parts[largest : largest + 1] = [part[: (len(part) + 1) // 2], part[(len(part) + 1) // 2 :]]
     return [torch.tensor(part, dtype=torch.long) for part in parts]
 
 
