@@ -1,4 +1,4 @@
-"""Small builders shared by the Docker-backed tests."""
+"""Small builders shared by the tests."""
 
 from __future__ import annotations
 
@@ -42,3 +42,12 @@ def parse_metrics(text: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
+
+
+def tiny_llama(vocab_size: int, **overrides: Any) -> Any:
+    """A randomly initialised model of SmolLM2's architecture (Llama), two layers of width 32:
+    real forward and backward passes in milliseconds. Seed torch first for repeatable weights."""
+    import transformers
+
+    sizes: dict[str, Any] = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+    return transformers.AutoModelForCausalLM.from_config(transformers.LlamaConfig(vocab_size=vocab_size, **{**sizes, **overrides}))

@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch", reason="needs torch (the trainer extra)")
 transformers = pytest.importorskip("transformers", reason="needs transformers (the trainer extra)")
 from trainer_client import model as model_module  # noqa: E402
 
+from .helpers import tiny_llama  # noqa: E402
+
 try:
     model_module._gguf_dir()
 except RuntimeError as exc:
@@ -23,15 +25,7 @@ def gguf_tokenizer() -> object:
 
 def test_a_local_directory_loads_as_is(tmp_path: Path, gguf_tokenizer: object) -> None:
     """A tiny randomly initialised model of SmolLM2's architecture, saved and loaded by path."""
-    config = transformers.LlamaConfig(
-        vocab_size=len(gguf_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )  # type: ignore[arg-type]
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    tiny_llama(len(gguf_tokenizer)).save_pretrained(tmp_path)  # type: ignore[arg-type]
     gguf_tokenizer.save_pretrained(tmp_path)  # type: ignore[attr-defined]
     assert model_module.resolve_model(str(tmp_path)) == str(tmp_path)
     model, tokenizer = model_module.load_model(str(tmp_path))

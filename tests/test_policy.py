@@ -11,6 +11,8 @@ transformers = pytest.importorskip("transformers", reason="needs transformers (t
 
 from trainer_client.policy import Batch, micro_batches, token_logprobs  # noqa: E402
 
+from .helpers import tiny_llama  # noqa: E402
+
 PROMPTS, COMPLETIONS = [6, 2, 3, 6, 1], [4, 1, 2, 4, 1]  # tokens of each row (prompt width 6, completion width 4)
 
 
@@ -49,10 +51,7 @@ def test_micro_batches_fill_the_token_budget_in_order() -> None:
 
 def test_micro_batches_change_neither_log_probs_nor_gradient() -> None:
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
-    )
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    model = tiny_llama(64)
     batch, keep = layout(), torch.arange(5)
 
     def gradient(parts: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:

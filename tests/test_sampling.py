@@ -10,6 +10,8 @@ transformers = pytest.importorskip("transformers", reason="needs transformers (t
 from trainer_client import model as model_module  # noqa: E402
 from trainer_client.sampling import HFSampler  # noqa: E402
 
+from .helpers import tiny_llama  # noqa: E402
+
 try:
     GGUF_DIR = model_module._gguf_dir()
 except RuntimeError as exc:
@@ -22,10 +24,7 @@ def tiny() -> tuple[object, object]:
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     tokenizer.padding_side = "left"
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
-    )
-    return transformers.AutoModelForCausalLM.from_config(config).eval(), tokenizer
+    return tiny_llama(len(tokenizer)).eval(), tokenizer
 
 
 def test_groups_shapes_and_chat_template(tiny: tuple[object, object]) -> None:

@@ -25,6 +25,8 @@ from trainer_client.config import TrainConfig  # noqa: E402
 from trainer_client.rewards import LocalRewardServer  # noqa: E402
 from trainer_client.trainer import GRPOTrainer, problem_at  # noqa: E402
 
+from .helpers import tiny_llama  # noqa: E402
+
 pytestmark = [pytest.mark.docker]
 
 try:
@@ -37,18 +39,7 @@ except RuntimeError as exc:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=model_module.GGUF_FILE)
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=False,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    model = tiny_llama(len(tokenizer), tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
     with torch.no_grad():
         model.model.embed_tokens.weight[:, 0] = 10.0  # a constant feature...
         model.lm_head.weight[:, 0] = 0.0
@@ -75,7 +66,7 @@ def reward_server(sandbox_image: str, tmp_path_factory: pytest.TempPathFactory) 
         yield server.target
 
 
-def tiny_config(model: Path, data: Path, out: Path, **overrides: object) -> TrainConfig:
+def tiny_config(model: Path | str, data: Path, out: Path, **overrides: object) -> TrainConfig:
     base = dict(
         model=str(model),
         dataset=str(data),
@@ -256,23 +247,18 @@ def test_one_step_with_smollm2(problems_file: Path, reward_server: str, tmp_path
         },
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = TrainConfig.from_dict(
-        dict(
-            model="smollm2-135m-instruct",
-            dataset=str(data),
-            eval_dataset="",
-            output_dir=tmp_path / "run",
-            reward_servers=(reward_server,),
-            group_size=8,
-            prompts_per_step=2,
-            max_completion_tokens=96,
-            learning_rate=1e-5,
-            max_steps=1,
-            seed=0,
-            tensorboard=False,
-            device="cpu",
-            sampler="hf",
-        )
+    config = tiny_config(
+        "smollm2-135m-instruct",
+        data,
+        tmp_path / "run",
+        eval_dataset="",
+        reward_servers=(reward_server,),
+        group_size=8,
+        max_completion_tokens=96,
+        learning_rate=1e-5,
+        max_steps=1,
+        seed=0,
+        tensorboard=False,
     )
     trainer = GRPOTrainer(config, progress=False)
     summary = trainer.train()

@@ -14,6 +14,7 @@ from reward_api.integrations.problems import completion_text
 from reward_api.integrations.trl import CodeReward
 from reward_api.types import Verdict
 
+from .helpers import tiny_llama
 from .server_proc import ServerProcess
 
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -146,10 +147,7 @@ def test_one_grpo_trainer_step_logs_the_servers_rewards(server: ServerProcess, t
     tokenizer = transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=model_module.GGUF_FILE)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
-    )
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    model = tiny_llama(len(tokenizer), hidden_size=64, intermediate_size=128)
     before = model.model.embed_tokens.weight.detach().clone()
 
     dataset = datasets.Dataset.from_list(
