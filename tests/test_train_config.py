@@ -24,6 +24,12 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ({"sampler": "tgi"}, "sampler='tgi': choose one of auto, hf, vllm"),
         ({"loss_aggregation": "sum"}, "choose one of sequence-mean, token-mean, constant"),
         ({"prompts_per_step": 3, "grad_accumulation": 2}, "must be divisible by grad_accumulation=2"),
+        ({"dynamic_sampling_max_tries": 0}, "dynamic_sampling_max_tries=0 must be at least 1"),
+        ({"dynamic_sampling_oversample": 0.5}, "dynamic_sampling_oversample=0.5 must be >= 1"),
+        ({"difficulty_band": (0.9, 0.1)}, "difficulty_band=[0.9, 0.1] must be [low, high] with 0 <= low <= high <= 1"),
+        ({"difficulty_band": (0.1,)}, "difficulty_band=[0.1] must be [low, high]"),
+        ({"difficulty_band": (0.0, 1.5)}, "must be [low, high] with 0 <= low <= high <= 1"),
+        ({"difficulty_samples": 1}, "difficulty_samples=1 must be 0 (group_size) or at least 2"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(overrides: dict[str, object], message: str) -> None:
@@ -49,6 +55,16 @@ def test_toml_then_overrides(tmp_path: Path) -> None:
     assert config.extra == {"note": "x"}
 
 
+def test_difficulty_band_from_toml_and_set(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("difficulty_band = [0.1, 0.9]\ndynamic_sampling = true\n")
+    config = TrainConfig.load(path)
+    assert config.difficulty_band == (0.1, 0.9) and config.dynamic_sampling
+    assert TrainConfig.load(path, ["difficulty_band=[0, 1]"]).difficulty_band == (0.0, 1.0)
+    assert TrainConfig.load(path, ["difficulty_band=[]"]).difficulty_band == ()
+    assert TrainConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "extra"}) == config
+
+
 def test_unknown_keys_name_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown config keys \\['grop_size'\\]"):
         TrainConfig.load(None, ["grop_size=4"])
@@ -59,3 +75,4 @@ def test_unknown_keys_name_the_known_ones() -> None:
 def test_help_lists_every_field() -> None:
     text = TrainConfig.help_text()
     assert "group_size = 4" in text and "G: completions sampled per prompt" in text
+    assert "dynamic_sampling = False  DAPO's dynamic sampling" in text and "difficulty_band = ()" in text

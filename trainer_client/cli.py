@@ -35,18 +35,32 @@ def train_main(argv: list[str] | None = None) -> int:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per step instead)")
+    parser.add_argument(
+        "--estimate-difficulty",
+        action="store_true",
+        help="estimate each training problem's pass rate under the starting model (difficulty_samples each), cache it, "
+        "report how many problems fall below, inside and above difficulty_band (default [0.1, 0.9]), and exit without training",
+    )
     args = parser.parse_args(argv)
     try:
         config = TrainConfig.load(args.config, args.overrides)
     except (ValueError, OSError) as exc:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 2
+    from .difficulty import DifficultyFilterError
     from .rewards import RewardUnavailable
     from .trainer import GRPOTrainer
 
     _exit_on_sigterm()
     try:
+        if args.estimate_difficulty:
+            report = GRPOTrainer(config, progress=not args.no_progress).estimate_difficulty()
+            print(f"grpo-train: {report.kept} of {report.kept + report.below + report.above} problems in the band", file=sys.stderr)
+            return 0
         summary = GRPOTrainer(config, progress=not args.no_progress).train()
+    except (DifficultyFilterError, FileNotFoundError) as exc:
+        print(f"grpo-train: {exc}", file=sys.stderr)
+        return 2
     except RewardUnavailable as exc:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 3

@@ -68,6 +68,19 @@ class TrainConfig:
     """Longest completion; longer ones are cut (and counted in completions/clipped_ratio)."""
     temperature: float = 1.0
     top_p: float = 1.0
+    # -- where the signal is: dynamic sampling and difficulty filtering (DAPO) ---------------------
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: sample more prompts until the step has prompts_per_step groups with reward variance (groups without it give no gradient), at most dynamic_sampling_max_tries rounds. The reported reward still counts every group sampled."""
+    dynamic_sampling_oversample: float = 2.0
+    """Prompts sampled per group still missing in each round (rounded up); more than 1 when few groups have a signal."""
+    dynamic_sampling_max_tries: int = 4
+    """Most sampling rounds in one step; when they are spent, the step trains on the groups with a signal it has (dynamic_sampling/capped = 1)."""
+    difficulty_band: tuple[float, ...] = ()
+    """[low, high]: train only on problems whose pass rate under the starting model lies in the band, e.g. [0.1, 0.9] (estimated from difficulty_samples samples each through the training sampler and rewards, cached per model and dataset; `grpo-train --estimate-difficulty` reports it). Empty: every problem."""
+    difficulty_samples: int = 0
+    """Samples per problem for the difficulty estimate (0: group_size)."""
+    difficulty_cache_dir: str = ""
+    """Folder of the cached difficulty estimates, one JSON file per (model, dataset, sampling settings); empty: ~/.cache/codereward/difficulty (or $CODEREWARD_CACHE/difficulty)."""
     # -- optimisation ---------------------------------------------------------------------------
     learning_rate: float = 1e-6
     weight_decay: float = 0.0
@@ -127,6 +140,20 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.dynamic_sampling_oversample < 1:
+            problems.append(
+                f"dynamic_sampling_oversample={self.dynamic_sampling_oversample} must be >= 1 (prompts sampled per missing group)"
+            )
+        if self.dynamic_sampling_max_tries < 1:
+            problems.append(f"dynamic_sampling_max_tries={self.dynamic_sampling_max_tries} must be at least 1 (sampling rounds per step)")
+        if self.difficulty_band and not (len(self.difficulty_band) == 2 and 0 <= self.difficulty_band[0] <= self.difficulty_band[1] <= 1):
+            problems.append(
+                f"difficulty_band={list(self.difficulty_band)} must be [low, high] with 0 <= low <= high <= 1, e.g. [0.1, 0.9] (or [] for no filter)"
+            )
+        if self.difficulty_samples == 1 or self.difficulty_samples < 0:
+            problems.append(
+                f"difficulty_samples={self.difficulty_samples} must be 0 (group_size) or at least 2 (one sample is a guess, not a rate)"
+            )
         if self.micro_batch_tokens < 0:
             problems.append(f"micro_batch_tokens={self.micro_batch_tokens} must be 0 (no limit) or positive")
         if self.group_size < 2:
@@ -201,6 +228,8 @@ class TrainConfig:
                 value = Path(value)
             elif kind.startswith("tuple[str"):
                 value = tuple(value.split(",") if isinstance(value, str) else value)
+            elif kind.startswith("tuple[float"):
+                value = tuple(float(v) for v in (value.split(",") if isinstance(value, str) else value) if v != "")
             elif kind == "float" and isinstance(value, int):
                 value = float(value)
             converted[key] = value
@@ -210,6 +239,7 @@ class TrainConfig:
         out = asdict(self)
         out["output_dir"] = str(self.output_dir)
         out["reward_servers"] = list(self.reward_servers)
+        out["difficulty_band"] = list(self.difficulty_band)
         return out
 
     @classmethod

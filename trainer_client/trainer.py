@@ -26,7 +26,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from reward_api.client import ClientOptions
 from reward_api.types import GroupScore
 
 from . import checkpoint as ckpt
+from . import difficulty
 from .config import TrainConfig
 from .data import TrainProblem, load_problems
 from .evaluate import EvalResult, evaluate, score_request
@@ -56,6 +57,10 @@ class RunSummary:
     """(step, held-out greedy pass@1)."""
     last_metrics: dict[str, Any] = field(default_factory=dict)
     plot: Path | None = None
+
+
+DEFAULT_BAND = (0.1, 0.9)
+"""The band `grpo-train --estimate-difficulty` reports when the config names none."""
 
 
 def pick_device(name: str) -> str:
@@ -99,25 +104,30 @@ class GRPOTrainer:
         self.worker: RewardWorker | None = None
         self.log: MetricsLog | None = None
         self.num_tokens = 0
+        self.difficulty: difficulty.DifficultyReport | None = None
 
     # -- setup -------------------------------------------------------------------------------
 
-    def _setup(self, stack: contextlib.ExitStack) -> None:
+    def _setup(self, stack: contextlib.ExitStack, *, training: bool = True) -> None:
+        """Model, sampler, problems and reward servers; with `training`, also the optimizer,
+        the resumed state, the difficulty filter and the metrics log (a bare estimate of
+        difficulty must not touch a run's files)."""
         config = self.config
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        resume = self._resume_path()
+        resume = self._resume_path() if training else None
         self.model, self.tokenizer = load_model(str(resume) if resume else config.model, device=self.device)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.train()
         self.ref_model = None
-        if config.beta > 0:
+        if training and config.beta > 0:
             self.ref_model, _ = load_model(config.model, device=self.device)
             self.ref_model.eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        total_updates = config.max_steps * config.updates_per_batch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, total_updates))
+        if training:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+            total_updates = config.max_steps * config.updates_per_batch
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, total_updates))
         if resume:
             self.state, _ = ckpt.load_trainer_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
             print(f"grpo-train: resumed from {resume} at step {self.state.step}", file=sys.stderr)
@@ -126,7 +136,7 @@ class GRPOTrainer:
         eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
         self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
         self.problems = load_problems(config.dataset, per_assert=config.reward_mode == "FRACTION")
-        self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset else []
+        self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset and training else []
         if config.eval_limit:
             self.eval_problems = self.eval_problems[: config.eval_limit]
         targets = list(config.reward_servers)
@@ -136,10 +146,68 @@ class GRPOTrainer:
             targets = [stack.enter_context(server).target]
         options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
         self.worker = stack.enter_context(RewardWorker(targets, options))
+        if not training:
+            return
+        if config.difficulty_band:
+            self.problems, self.difficulty = self._difficulty_filter(resumed=resume is not None)
         self.log = stack.enter_context(
             MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None)
         )
         (config.output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+
+    # -- difficulty filtering ------------------------------------------------------------------
+
+    def estimate_difficulty(self) -> difficulty.DifficultyReport:
+        """`grpo-train --estimate-difficulty`: each training problem's pass rate under the
+        starting model (from the cache when there), and how many problems fall in each band
+        (difficulty_band, else [0.1, 0.9]). Writes nothing but the cache."""
+        with contextlib.ExitStack() as stack:
+            self._setup(stack, training=False)
+            _, report = self._difficulty_filter(resumed=False)
+        return report
+
+    def _difficulty_filter(self, *, resumed: bool) -> tuple[list[TrainProblem], difficulty.DifficultyReport]:
+        config = self.config
+        assert self.worker is not None
+        samples = difficulty.samples_per_problem(config)
+        key = difficulty.cache_key(config, resolve_model(config.model), self.problems)
+        path = difficulty.cache_path(config, key)
+        outcomes = difficulty.load_estimate(path, key)
+        cached = outcomes is not None
+        if outcomes is None:
+            if resumed:
+                raise difficulty.DifficultyFilterError(
+                    f"difficulty_band is set but the estimate for the starting model is not in {path}: a resumed run cannot "
+                    "estimate it (its weights have moved on). Run `grpo-train --estimate-difficulty` with the same config first."
+                )
+            print(
+                f"grpo-train: estimating the difficulty of {len(self.problems)} problems ({samples} samples each)...",
+                file=sys.stderr,
+                flush=True,
+            )
+            bar = _progress(len(self.problems), 0, self.progress, desc="difficulty")
+            with torch.random.fork_rng():  # the training's random stream stays as without the estimate
+                torch.manual_seed(config.seed)
+                result = evaluate(
+                    self.sampler,
+                    self.worker,
+                    self.problems,
+                    batch_size=config.prompts_per_step * config.group_size,
+                    samples=samples,
+                    mode=config.reward_mode,
+                    progress=bar,
+                )
+            bar.close()
+            difficulty.save_estimate(path, key, result.outcomes)
+            outcomes = {o.id: o for o in result.outcomes}
+        band = (config.difficulty_band[0], config.difficulty_band[1]) if config.difficulty_band else DEFAULT_BAND
+        kept, report = difficulty.select(self.problems, outcomes, band, samples)
+        report = replace(report, cache=path, cached=cached)
+        for line in report.lines():
+            print(f"grpo-train: {line}", file=sys.stderr)
+        if not kept:
+            raise difficulty.DifficultyFilterError(f"difficulty_band={list(band)} leaves no training problem: widen it (the counts above say where they are)")
+        return kept, report
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
         config = self.config
@@ -258,25 +326,25 @@ class GRPOTrainer:
 
     # -- one step ----------------------------------------------------------------------------
 
-    def _next_problems(self) -> list[TrainProblem]:
+    def _next_problems(self, count: int) -> list[TrainProblem]:
+        """The next `count` problems of the seeded, per-epoch shuffled order."""
         chosen = []
-        for _ in range(self.config.prompts_per_step):
+        for _ in range(count):
             chosen.append(self.problems[problem_at(self.state.data_position, len(self.problems), self.config.seed)])
             self.state.data_position += 1
         return chosen
 
-    def step(self) -> dict[str, Any]:
+    def _sample_round(self, problems: Sequence[TrainProblem], tag: str) -> _Round:
+        """One group per problem, each sent to the reward server the moment it ends; returns
+        once every group is scored."""
         config = self.config
-        assert self.worker is not None
-        started = time.perf_counter()
-        problems = self._next_problems()
         futures: dict[int, concurrent.futures.Future[GroupScore]] = {}
-        step = self.state.step
 
         def send(group: int, texts: list[str]) -> None:
-            request, _ = score_request(problems[group], texts, mode=config.reward_mode, request_id=f"step{step}-group{group}")
+            request, _ = score_request(problems[group], texts, mode=config.reward_mode, request_id=f"{tag}-group{group}")
             futures[group] = self.worker.submit(request)  # type: ignore[union-attr]  # set in _setup
 
+        started = time.perf_counter()
         groups = self.sampler.sample(
             [p.instruction for p in problems],
             config.group_size,
@@ -285,20 +353,65 @@ class GRPOTrainer:
         )
         generated = time.perf_counter()
         scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
-        scored = time.perf_counter()
+        rewards = torch.tensor([[math.nan if r.reward is None else r.reward for r in s.results] for s in scores], dtype=torch.float32)
+        return _Round(groups, scores, rewards, generation_s=generated - started, reward_wait_s=time.perf_counter() - generated)
+
+    def _sample_with_signal(self, step: int) -> tuple[list[_Round], list[list[Completion]], torch.Tensor]:
+        """DAPO's dynamic sampling (Yu et al. 2025, §3.2): rounds of ceil(missing × oversample)
+        prompts until prompts_per_step groups have reward variance, at most max_tries rounds.
+        Returns every round (all of them count in the reported reward) and the groups kept, in
+        the order sampled; a round's groups with a signal beyond the missing ones are dropped,
+        as verl's DAPO recipe does."""
+        config = self.config
+        rounds: list[_Round] = []
+        kept: list[list[Completion]] = []
+        rows: list[torch.Tensor] = []
+        while len(kept) < config.prompts_per_step and len(rounds) < config.dynamic_sampling_max_tries:
+            missing = config.prompts_per_step - len(kept)
+            sampled = self._sample_round(
+                self._next_problems(math.ceil(missing * config.dynamic_sampling_oversample)), f"step{step}-try{len(rounds)}"
+            )
+            rounds.append(sampled)
+            with_signal = (~group_advantages(sampled.rewards, "none").zero_std).nonzero().flatten().tolist()
+            for group in with_signal[:missing]:
+                kept.append(sampled.groups[group])
+                rows.append(sampled.rewards[group])
+        rewards = torch.stack(rows) if rows else torch.zeros((0, config.group_size))
+        return rounds, kept, rewards
+
+    def step(self) -> dict[str, Any]:
+        config = self.config
+        assert self.worker is not None
+        started = time.perf_counter()
+        step = self.state.step
+        if config.dynamic_sampling:
+            rounds, groups, rewards = self._sample_with_signal(step)
+        else:
+            rounds = [self._sample_round(self._next_problems(config.prompts_per_step), f"step{step}")]
+            groups, rewards = rounds[0].groups, rounds[0].rewards
+        sampled = time.perf_counter()
+
+        # What the user sees is computed over every group sampled, not only those kept.
+        every_completion = [c for r in rounds for group in r.groups for c in group]
+        every_reward = torch.cat([r.rewards for r in rounds])
+        no_signal = group_advantages(every_reward, config.std_scaling).frac_reward_zero_std
+        metrics = _sample_metrics(every_completion, every_reward, no_signal, [s for r in rounds for s in r.scores])
+        if config.dynamic_sampling:
+            metrics.update(_dynamic_sampling_metrics(len(rounds), len(every_reward), len(groups), config.prompts_per_step))
 
         completions = [c for group in groups for c in group]
-        rewards = torch.tensor([[math.nan if r.reward is None else r.reward for r in s.results] for s in scores], dtype=torch.float32)
         advantages = group_advantages(rewards, config.std_scaling)
-        metrics = _sample_metrics(completions, rewards, advantages.frac_reward_zero_std, scores)
         keep = advantages.valid.flatten().nonzero().flatten()
         correct = self.uses_vllm and config.vllm_importance_sampling_correction
-        update = self._update(
-            make_batch(completions, self.tokenizer.pad_token_id),
-            advantages.values.flatten(),
-            keep,
-            _sampler_logprobs(completions) if correct else None,
-        )
+        if keep.numel() == 0:
+            update = dict(_NO_UPDATE)
+        else:
+            update = self._update(
+                make_batch(completions, self.tokenizer.pad_token_id),
+                advantages.values.flatten(),
+                keep,
+                _sampler_logprobs(completions) if correct else None,
+            )
         updated = time.perf_counter()
         # --- vLLM sampler (issue 5): the next step samples from the weights just updated ---
         sync = getattr(self.sampler, "sync_weights", None)
@@ -306,19 +419,20 @@ class GRPOTrainer:
             sync(self.model)
         finished = time.perf_counter()
 
-        new_tokens = sum(len(c.completion_ids) for c in completions)
-        self.num_tokens += new_tokens + sum(len(c.prompt_ids) for c in completions)
+        generation_s = sum(r.generation_s for r in rounds)
+        new_tokens = sum(len(c.completion_ids) for c in every_completion)
+        self.num_tokens += new_tokens + sum(len(c.prompt_ids) for c in every_completion)
         metrics.update(update)
         metrics.update(
             {
                 "learning_rate": self.scheduler.get_last_lr()[0],
                 "num_tokens": self.num_tokens,
-                "time/generation": generated - started,
-                "time/reward_wait": scored - generated,
-                "time/update": updated - scored,
+                "time/generation": generation_s,
+                "time/reward_wait": sum(r.reward_wait_s for r in rounds),
+                "time/update": updated - sampled,
                 "time/weight_sync": finished - updated,
                 "time/step": finished - started,
-                "tokens_per_s": new_tokens / max(1e-9, generated - started),
+                "tokens_per_s": new_tokens / max(1e-9, generation_s),
             }
         )
         return metrics
@@ -326,21 +440,11 @@ class GRPOTrainer:
     def _update(
         self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None
     ) -> dict[str, Any]:
-        """μ optimizer updates on the rows in `keep`; nothing at all when no row has a signal.
+        """μ optimizer updates on the rows in `keep` (not empty: `step` skips the update then).
         `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
         sampling correction when the config asks for it (vLLM sampler only)."""
         config = self.config
         correct = sampler_logp is not None
-        if keep.numel() == 0:
-            return {
-                "loss": 0.0,
-                "grad_norm": 0.0,
-                "kl": 0.0,
-                "clip_ratio/low_mean": 0.0,
-                "clip_ratio/high_mean": 0.0,
-                "entropy": None,
-                "update_skipped": 1,
-            }
         parts_rows = micro_batches(batch, keep, config.micro_batch_tokens, config.grad_accumulation)
         micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in parts_rows]
         sampled = [sampler_logp[rows, : mb.completion_len].to(self.device) for rows, (mb, _) in zip(parts_rows, micro)] if correct else None  # type: ignore[index]
@@ -412,6 +516,41 @@ class GRPOTrainer:
             "entropy": sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
             "update_skipped": 0,
         }
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One sampling round of a step: a group per problem, scored."""
+
+    groups: list[list[Completion]]
+    scores: list[GroupScore]
+    rewards: torch.Tensor
+    """[groups, G], NaN where masked."""
+    generation_s: float
+    reward_wait_s: float
+    """Waiting for the scores after the generation ended (scoring overlaps it)."""
+
+
+_NO_UPDATE: dict[str, Any] = {
+    "loss": 0.0,
+    "grad_norm": 0.0,
+    "kl": 0.0,
+    "clip_ratio/low_mean": 0.0,
+    "clip_ratio/high_mean": 0.0,
+    "entropy": None,
+    "update_skipped": 1,
+}
+"""A step without a row with a signal: no forward pass, no optimizer step."""
+
+
+def _dynamic_sampling_metrics(tries: int, sampled: int, kept: int, wanted: int) -> dict[str, Any]:
+    return {
+        "dynamic_sampling/tries": tries,
+        "dynamic_sampling/groups_sampled": sampled,
+        "dynamic_sampling/groups_kept": kept,
+        "dynamic_sampling/sampled_per_kept": sampled / kept if kept else None,
+        "dynamic_sampling/capped": int(kept < wanted),
+    }
 
 
 def _sampler_logprobs(completions: Sequence[Completion]) -> torch.Tensor:
