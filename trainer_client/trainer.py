@@ -206,7 +206,9 @@ class GRPOTrainer:
         for line in report.lines():
             print(f"grpo-train: {line}", file=sys.stderr)
         if not kept:
-            raise difficulty.DifficultyFilterError(f"difficulty_band={list(band)} leaves no training problem: widen it (the counts above say where they are)")
+            raise difficulty.DifficultyFilterError(
+                f"difficulty_band={list(band)} leaves no training problem: widen it (the counts above say where they are)"
+            )
         return kept, report
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
