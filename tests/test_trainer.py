@@ -235,3 +235,36 @@ def test_all_or_nothing_groups_stop_at_the_first_failure_with_the_same_reward(re
     assert [r.verdict for r in strict.results] == [r.verdict for r in partial.results] == [Verdict.PASSED, Verdict.FAILED]
     assert [t.verdict for t in strict.results[1].tests] == [Verdict.PASSED, Verdict.FAILED, Verdict.SKIPPED]
     assert [t.verdict for t in partial.results[1].tests] == [Verdict.PASSED, Verdict.FAILED, Verdict.FAILED]
+
+
+def test_grpo_eval_pass_at_k_from_samples_and_compare(
+    tiny_model_dir: Path, problems_file: Path, reward_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """grpo-eval --samples 4 --k 1,2: n and c per problem in the file, pass@k recomputable from
+    them; greedy by default; the two files compare problem by problem."""
+    from trainer_client.cli import eval_main
+    from trainer_client.stats import pass_at_k
+
+    common = ["--model", str(tiny_model_dir), "--dataset", str(problems_file), "--servers", reward_server, "--max-completion-tokens", "12"]
+    assert (
+        eval_main([*common, "--samples", "4", "--k", "1,2", "--temperature", "1.0", "--top-p", "1.0", "-o", str(tmp_path / "s.jsonl")]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all(len(r["samples"]) == 4 == r["n"] + r["masked"] for r in rows)
+    assert all(r["c"] == sum(s["reward"] == 1.0 for s in r["samples"]) for r in rows)
+    assert any(0 < r["c"] < r["n"] for r in rows)  # sampled, not greedy: a problem's samples differ
+    for k in (1, 2):
+        assert summary[f"pass@{k}"] == pytest.approx(sum(pass_at_k(r["n"], r["c"], k) for r in rows) / len(rows))
+    assert summary["pass@2"] >= summary["pass@1"] and summary["samples"] == 4
+
+    assert eval_main([*common, "-o", str(tmp_path / "greedy.jsonl")]) == 0  # one greedy sample per problem
+    greedy = [json.loads(line) for line in (tmp_path / "greedy.jsonl").read_text().splitlines()]
+    assert all(len(r["samples"]) == 1 for r in greedy)
+    with pytest.raises(SystemExit):
+        eval_main([*common, "--k", "5"])  # k above --samples
+    assert "--k 5 needs at least 5 samples per problem" in capsys.readouterr().err
+    assert eval_main(["compare", "--json", str(tmp_path / "greedy.jsonl"), str(tmp_path / "s.jsonl")]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert compared["paired"] == 5 and compared["mcnemar_p"] is None  # 4 samples a problem on one side
+    assert compared["after_pass_at_1"] == pytest.approx(summary["pass@1"])
