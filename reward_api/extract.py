@@ -93,3 +93,20 @@ def needed_imports(prompt: str) -> str:
         if re.match(r"^(from\s+\S+\s+import\s+.+|import\s+\S+.*)$", line.strip()) and not line.startswith((" ", "\t"))
     ]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def prompt_setup(prompt: str, entry_point: str) -> str:
+    """Everything a HumanEval-style prompt defines besides the entry point (its imports, helper
+    functions such as `encode_shift` / `poly`, constants), as trusted setup code. The test then
+    reads those names from the setup, never from the program, which may redefine them."""
+    try:
+        module = ast.parse(prompt)
+    except SyntaxError:
+        return needed_imports(prompt)
+    kept = [
+        ast.get_source_segment(prompt, node) or ast.unparse(node)
+        for node in module.body
+        if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+    return "\n\n".join(kept) + ("\n" if kept else "")

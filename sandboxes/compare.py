@@ -1,23 +1,38 @@
 """Output comparison, done on the host: expected outputs never enter the sandbox.
 
 - `io` tests: stdout against the expected text, line by line, after stripping trailing
-  whitespace from every line and dropping trailing blank lines. The number of lines must
-  match. Integers compare exactly; other tokens that both parse as numbers are equal
-  within a small tolerance.
-- `call` tests: the program's return value (already converted to JSON inside the sandbox)
-  against `expected_json`, as JSON values. Floats within tolerance; bool is never equal to
-  a number (JSON keeps them apart even though Python's `True == 1`).
+  whitespace from every line and dropping blank lines before and after the output. The
+  number of lines must match. A token that is an integer in the expected output matches only
+  a number of exactly that value (`7` or `7.0`, never `8.0`, `7.0000001` or `inf`); a
+  decimal token matches a number within a small tolerance; any other token matches itself.
+- `call` tests: the program's return value (typed JSON, `runner/codec.py`) against
+  `expected_json`, as values. An expected integer matches only an equal integer (or a float
+  of exactly that value); float tolerance applies only where a float is expected; bool is
+  never a number; an expected list also takes a tuple (JSON has no tuples), an expected
+  set a frozenset. Typed expectations (tuples, sets, dicts with any keys, bytes, Fraction,
+  Decimal, complex, records) compare by type and value.
+
+No value a program returns makes these functions raise: they answer "different".
 """
 
 from __future__ import annotations
 
-import json
+import collections
+import dataclasses
+import decimal
+import fractions
 import math
+import re
 from typing import Any
+
+from .runner import codec
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
+MAX_DEPTH = codec.MAX_DEPTH + 2
 _SNIPPET = 200
+_INT = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _snip(text: str) -> str:
@@ -28,39 +43,46 @@ def _lines(text: str) -> list[str]:
     lines = [line.rstrip() for line in text.split("\n")]
     while lines and not lines[-1]:
         lines.pop()
-    return lines
+    start = 0
+    while start < len(lines) and not lines[start]:
+        start += 1
+    return lines[start:]
 
 
-def _as_number(token: str) -> float | None:
-    try:
-        value = float(token)
-    except ValueError:
+def _exact(token: str) -> fractions.Fraction | None:
+    """A decimal number token as an exact fraction (no float rounding); None otherwise."""
+    if len(token) > 10000 or not _DECIMAL.fullmatch(token):
         return None
-    return value
+    try:
+        value = decimal.Decimal(token)
+        if abs(value.adjusted()) > 10000:  # 1e999999: not a number anyone prints as an answer
+            return None
+        return fractions.Fraction(value)
+    except (ValueError, ArithmeticError):
+        return None
 
 
 def numbers_close(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def _as_int(token: str) -> int | None:
-    try:
-        return int(token)
-    except ValueError:
-        return None
-
-
 def _tokens_equal(expected: str, actual: str) -> bool:
-    """Equal text, equal integers, or (where either is not an integer) close floats."""
     if expected == actual:
         return True
-    e_int, a_int = _as_int(expected), _as_int(actual)
-    if e_int is not None and a_int is not None:
-        return e_int == a_int
-    e, a = _as_number(expected), _as_number(actual)
-    return e is not None and a is not None and numbers_close(e, a)
+    e = _exact(expected)
+    if _INT.fullmatch(expected):  # an integer answer is exact
+        a = _exact(actual)
+        return a is not None and e is not None and a == e
+    if e is None:
+        return False
+    a = _exact(actual)
+    if a is None:
+        return False
+    return abs(e - a) <= max(ABS_TOL, REL_TOL * max(abs(e), abs(a)))
 
 
 def lines_equal(expected: str, actual: str) -> bool:
@@ -81,31 +103,91 @@ def compare_stdout(expected: str, actual: str) -> str | None:
     return None
 
 
-def json_equal(expected: Any, actual: Any) -> bool:
-    """Structural equality of two JSON values (as `json.loads` returns them)."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(expected) is type(actual) and expected == actual
-    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-        if isinstance(expected, int) and isinstance(actual, int):
+def _number_equal(expected: int | float, actual: Any) -> bool:
+    if type(actual) not in (int, float):
+        return False
+    if type(expected) is int:
+        if type(actual) is int:
             return expected == actual
-        return numbers_close(float(expected), float(actual))
-    if isinstance(expected, list) and isinstance(actual, list):
-        return len(expected) == len(actual) and all(map(json_equal, expected, actual))
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(json_equal(v, actual[k]) for k, v in expected.items())
-    if isinstance(expected, str) and isinstance(actual, str):
-        return expected == actual
-    return expected is None and actual is None
+        return math.isfinite(actual) and actual == expected  # exact: float == int compares exactly
+    if type(actual) is int:
+        try:
+            actual = float(actual)
+        except OverflowError:
+            return False
+    return numbers_close(expected, actual)
 
 
-def _dump(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
+def values_equal(expected: Any, actual: Any, _depth: int = 0) -> bool:
+    """Equality of two decoded values, by the rules in the module docstring. Never raises."""
+    if _depth > MAX_DEPTH:
+        return False
+    down = _depth + 1
+    e_type = type(expected)
+    if e_type is bool or type(actual) is bool:
+        return e_type is type(actual) and expected == actual
+    if expected is None:
+        return actual is None
+    if e_type in (int, float):
+        return _number_equal(expected, actual)
+    if e_type is complex:
+        return type(actual) is complex and numbers_close(expected.real, actual.real) and numbers_close(expected.imag, actual.imag)
+    if e_type in (str, bytes, bytearray, fractions.Fraction, decimal.Decimal, range):
+        return type(actual) is e_type and expected == actual
+    if e_type is list:
+        if type(actual) in (set, frozenset):  # plain JSON has no sets: a set answer against a list
+            actual = _sorted_or_none(actual)
+            if actual is None:
+                return False
+        return type(actual) in (list, tuple) and len(expected) == len(actual) and all(
+            values_equal(e, a, down) for e, a in zip(expected, actual)
+        )
+    if e_type in (tuple, collections.deque):
+        return type(actual) is e_type and len(expected) == len(actual) and all(values_equal(e, a, down) for e, a in zip(expected, actual))
+    if e_type in (set, frozenset):
+        return type(actual) in (set, frozenset) and expected == actual  # elements are hashable plain data
+    if e_type in (dict, collections.Counter, collections.OrderedDict):
+        if not isinstance(actual, dict) or len(expected) != len(actual):
+            return False
+        return all(k in actual and values_equal(v, actual[k], down) for k, v in expected.items())
+    if isinstance(expected, tuple) and hasattr(e_type, "_fields"):  # a record (named tuple)
+        return type(actual) is e_type and all(values_equal(e, a, down) for e, a in zip(expected, actual))
+    if dataclasses.is_dataclass(expected):
+        return type(actual) is e_type and all(
+            values_equal(getattr(expected, f.name), getattr(actual, f.name), down) for f in dataclasses.fields(expected)
+        )
+    return False
+
+
+def _sorted_or_none(items: Any) -> list[Any] | None:
+    try:
+        return sorted(items)
+    except TypeError:
+        return None
+
+
+def json_equal(expected: Any, actual: Any) -> bool:
+    """Equality of two decoded values (kept under its old name for callers)."""
+    try:
+        return values_equal(expected, actual)
+    except Exception:  # belt and braces: no value may fail a group
+        return False
+
+
+def _dump(text: str) -> str:
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
 
 
 def compare_json(expected_json: str, actual_json: str) -> str | None:
-    """None when the two JSON texts hold equal values; otherwise what differs."""
-    expected, actual = json.loads(expected_json), json.loads(actual_json)
+    """None when the two typed-JSON texts hold equal values; otherwise what differs."""
+    try:
+        expected = codec.loads(expected_json)
+    except codec.CodecError as exc:
+        return f"expected_json is not valid typed JSON: {exc}"
+    try:
+        actual = codec.loads(actual_json)
+    except codec.CodecError as exc:
+        return f"the return value could not be read: {exc}"
     if json_equal(expected, actual):
         return None
-    return f"expected {_dump(expected)}, got {_dump(actual)}"
+    return f"expected {_dump(expected_json)}, got {_dump(actual_json)}"

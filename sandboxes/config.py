@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from .types import Limits
 
 CONTAINER_LABEL = "codereward.sandbox"
-SANDBOX_USER = "10001:10001"
 RUNTIMES = ("runc", "runsc")
 
 

@@ -27,7 +27,8 @@ import docker
 import docker.errors
 from docker.types import LogConfig, Ulimit
 
-from .config import CONTAINER_LABEL, SANDBOX_USER, SandboxConfig
+from .config import CONTAINER_LABEL, SandboxConfig
+from .runner.protocol import Job, Result, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def container_options(config: SandboxConfig, image: str) -> dict[str, Any]:
         stdin_open=True,
         tty=False,
         hostname="sandbox",
-        user=SANDBOX_USER,
+        user="0:0",  # the runner: it drops to the program's and the judge's uids (see runner/process.py)
         environment={"LANG": "C.UTF-8"},
         labels={CONTAINER_LABEL: config.owner},
         network_mode="none",
@@ -81,6 +82,13 @@ def container_options(config: SandboxConfig, image: str) -> dict[str, Any]:
         read_only=True,
         tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={config.tmpfs_mb}m,mode=1777"},
         cap_drop=["ALL"],
+        # What the runner (root, trusted) needs and nothing more: to become the program's and the
+        # judge's uids, to kill their processes, and to wipe the files they leave. Both lose
+        # every capability, bounding set included (SETPCAP), when they drop root.
+        cap_add=list(RUNNER_CAPABILITIES),
+        # No System V IPC objects or POSIX message queues: they would outlive a job in a warm
+        # container (they belong to the container's IPC namespace, not to a process).
+        sysctls=dict(IPC_SYSCTLS),
         security_opt=["no-new-privileges:true"],  # Docker's default seccomp profile stays on
         # gVisor's ptrace platform backs sandboxed processes with host processes of its own:
         # the host-side limit must leave it room (the sandbox's own limit is nproc, below).
@@ -93,6 +101,17 @@ def container_options(config: SandboxConfig, image: str) -> dict[str, Any]:
         runtime=config.runtime,
         auto_remove=True,
     )
+
+
+RUNNER_CAPABILITIES = ("SETUID", "SETGID", "SETPCAP", "KILL", "CHOWN", "FOWNER", "DAC_OVERRIDE")
+IPC_SYSCTLS = (
+    ("kernel.shmall", "0"),
+    ("kernel.shmmax", "0"),
+    ("kernel.shm_rmid_forced", "1"),
+    ("kernel.msgmni", "0"),
+    ("kernel.sem", "0 0 0 0"),
+    ("fs.mqueue.queues_max", "0"),
+)
 
 
 def _ulimits(config: SandboxConfig) -> list[Ulimit]:
@@ -116,6 +135,7 @@ class Sandbox:
         self.id: str = container.id[:12]
         self._reader, self._writer = reader, writer
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ready: dict[int, asyncio.Future[bool]] = {}
         self._hello: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=32)
         self._next_id = 0
@@ -186,6 +206,24 @@ class Sandbox:
             if not future.done():
                 future.set_exception(SandboxFault(reason))
         self._pending.clear()
+        self._resolve_ready(False)
+
+    def _resolve_ready(self, ready: bool, job_id: Any = None) -> None:
+        for key in list(self._ready):
+            if job_id is None or key == job_id:
+                future = self._ready.pop(key)
+                if not future.done():
+                    future.set_result(ready)
+
+    async def wait_ready(self, job_id: int, timeout_s: float) -> bool:
+        """Whether the runner is clean again after job `job_id` (False: it retires, or is gone)."""
+        future = self._ready.get(job_id)
+        if future is None:
+            return not self.dead
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return False
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "hello":
@@ -194,35 +232,46 @@ class Sandbox:
             return
         if frame.get("type") == "retire":  # the runner could not clean up after a job, and exits
             self.retire_reason = str(frame.get("reason", "unknown"))
+            self._resolve_ready(False)
+            return
+        if frame.get("type") == "ready":  # clean again after the job: it may take the next
+            self._resolve_ready(True, frame.get("id"))
             return
         future = self._pending.pop(frame.get("id", -1), None)
         if future is not None and not future.done():
             future.set_result(frame)
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
+    async def _send(self, message: dict[str, Any], payload: bytes = b"") -> None:
         try:
-            self._writer.write(FRAME_HEADER.pack(len(data)) + data)
+            self._writer.write(encode_frame(message) + payload)
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
             raise SandboxFault(f"sandbox {self.id}: cannot send: {exc}") from exc
 
-    def submit(self, job: dict[str, Any]) -> tuple[int, asyncio.Future[dict[str, Any]]]:
-        """Assign the job an id and a future for its result (send it with `run`)."""
+    def submit(self) -> tuple[int, asyncio.Future[dict[str, Any]]]:
+        """Assign the next job an id and a future for its result (send it with `run`)."""
         if self.dead:
             raise SandboxFault(f"sandbox {self.id} has exited")
         self._next_id += 1
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[self._next_id] = future
+        self._ready[self._next_id] = loop.create_future()
         return self._next_id, future
 
-    async def run(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Run one job; the runner's reply. Raises SandboxFault if the runner goes silent."""
-        job_id, future = self.submit(job)
+    async def run(self, job: Job, timeout_s: float) -> Result:
+        """Run one job; the runner's result. Raises SandboxFault if the runner goes silent.
+
+        The tests' code follows the job's frame as raw bytes (`judge_bytes`): the runner hands
+        them to the judge unread, so that no program process inherits them."""
+        job_id, future = self.submit()
         self.jobs += 1
-        await self._send({**job, "type": "job", "id": job_id})
+        message = job.to_message(job_id)
+        judge_part = json.dumps([t.code for t in job.tests]).encode()
+        message["judge_bytes"] = len(judge_part)
+        await self._send(message, judge_part)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            return Result.from_message(await asyncio.wait_for(asyncio.shield(future), timeout_s))
         except TimeoutError:
             raise SandboxFault(f"sandbox {self.id}: no answer within {timeout_s:.1f}s") from None
 

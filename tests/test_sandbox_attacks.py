@@ -257,7 +257,8 @@ async def test_printed_or_written_fake_results_do_not_pass(pool: SandboxPool, at
     for test in (WRONG_ANSWER_TEST, call([], 42)):
         p = problem(test, entry_point="answer")
         result = await pool.run(p, FAKE_REPORTS[attack])
-        assert result.verdict in (Verdict.RUNTIME_ERROR, Verdict.FAILED), (test, result)
+        # (junk on the judge's socket is a reply over the cap: OUTPUT_LIMIT, no reward either)
+        assert result.verdict in (Verdict.RUNTIME_ERROR, Verdict.FAILED, Verdict.OUTPUT_LIMIT), (test, result)
     await assert_pool_healthy(pool)
 
 
@@ -290,7 +291,8 @@ ALWAYS_EQUAL = code("""
 )
 async def test_an_always_equal_object_does_not_pass(pool: SandboxPool, test: AssertTest) -> None:
     result = await pool.run(problem(test, entry_point="answer"), ALWAYS_EQUAL)
-    assert result.verdict is Verdict.FAILED, result
+    # It crosses as the plain int 0: wrong, or (`'secret' in 0`) an error in the test.
+    assert result.verdict in (Verdict.FAILED, Verdict.RUNTIME_ERROR), result
 
 
 async def test_plain_results_of_stdlib_classes_still_compare(pool: SandboxPool) -> None:
@@ -462,7 +464,7 @@ async def test_container_hardening_as_seen_from_inside(pool: SandboxPool) -> Non
         AssertTest("assert status('NoNewPrivs') == '1'"),
         AssertTest("assert status('Seccomp') == '2'"),
         AssertTest("assert interfaces() == ['lo']"),
-        AssertTest("assert not writable('/etc/passwd') and not writable('/opt/codereward/runner/harness.py') and not writable('/root')"),
+        AssertTest("assert not writable('/etc/passwd') and not writable('/opt/codereward/runner/judge.py') and not writable('/root')"),
         AssertTest("assert not os.path.exists('/dev/shm') or not writable('/dev/shm/x')"),
         AssertTest("assert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'TMPDIR'}"),
     )
@@ -471,7 +473,7 @@ async def test_container_hardening_as_seen_from_inside(pool: SandboxPool) -> Non
 
 
 async def test_limits_can_be_raised_per_problem(pool: SandboxPool) -> None:
-    program = "import time\ndef answer():\n    time.sleep(1.3)\n    return 42\n"
+    program = "import time\ndef answer():\n    began = time.process_time()\n    while time.process_time() - began < 1.3:\n        pass\n    return 42\n"
     slow = problem(WRONG_ANSWER_TEST, limits=Limits(time_limit_s=3.0))
     assert (await pool.run(slow, program)).verdict is Verdict.PASSED
     assert (await pool.run(problem(WRONG_ANSWER_TEST), program)).verdict is Verdict.TIMEOUT

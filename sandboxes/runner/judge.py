@@ -1,116 +1,378 @@
-"""The verdict of one test, from facts the runner observed outside the untrusted process.
+"""The judge's process: runs the tests, trusted. Stdlib only.
 
-Pure logic, stdlib only: it runs inside the container (in the runner) and in host tests.
-For `io` and `call` tests that ran to completion the verdict is COMPARE: the host compares
-the output with the expected one, which is never sent into the sandbox (a program could
-otherwise find it in the memory its process inherits from the runner).
+It runs under its own uid (not the program's), is not dumpable, and shares nothing with the
+program's process but one socket, over which it asks the program to load itself, call a
+function or read an attribute (`program.py` answers). Answers are typed JSON decoded here
+into trusted values (`codec.py`); an object that is not plain data stays in the program's
+process and is seen here as an opaque `Remote`, equal only to itself. So an always-equal
+object, a forged report, a shadowed builtin or a rebound module cannot reach the test.
+
+Names a test reads come from the test itself, the problem's setup code (run here too),
+builtins and the standard library (imported here); only the entry point and the problem's
+`program_names` come from the program. A problem that names neither (MBPP's format) gets
+every other free name of its tests from the program: nothing trusted defines them.
+
+Each test ends with one report to the runner: passed, a value to compare (call tests),
+failed (its assertion), an error (an exception, the program's or the test's), the program's
+process gone, or a reply too large. The verdict (and the CPU time) is the runner's to decide.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import functools
 import json
+import linecache
 import os
-import signal
-from dataclasses import dataclass
+import sys
+import traceback
+from types import CodeType
 from typing import Any
 
-FRAME_MARK = b"\x00codereward-frame\x00"
-MAX_DETAIL = 4096
+from . import codec
+from .protocol import HEADER, FrameBuffer
+
+READ_CHUNK = 1 << 16
+REPLY_SLACK = 1 << 20  # a return value may be larger than a test's printed-output cap
+STDLIB = frozenset(sys.stdlib_module_names)
 
 
-@dataclass
-class Observation:
-    """What the runner saw of one test process."""
-
-    kind: str  # "assert" | "io" | "call"
-    timed_out: bool
-    output_exceeded: bool
-    status: int | None  # os.wait status; None if the process could not be waited for
-    cpu_time_s: float
-    cpu_limit_s: float
-    stdout: bytes
-    stderr: bytes
-    result: bytes
-    oom_killed: bool = False
+class ProgramGone(BaseException):
+    """The program's process ended (or broke the protocol). A BaseException: a test's
+    `except Exception` must not swallow it."""
 
 
-def parse_frame(data: bytes, nonce: str) -> dict[str, Any] | None:
-    """The harness's report, if one bearing this test's nonce is in `data`."""
-    for segment in reversed(data.split(FRAME_MARK)[1:]):
+class ReplyTooLarge(BaseException):
+    """The program sent more than the reply cap."""
+
+
+class CannotCross(TypeError):
+    """A value that is not plain data was sent where only plain data may go."""
+
+
+class ProgramError(Exception):
+    """An exception the program raised whose class is not a builtin one."""
+
+
+_REMOTE_CLASSES: dict[str, type[BaseException]] = {}
+
+
+def program_exception(info: dict[str, Any]) -> BaseException:
+    """The program's exception, rebuilt here: a builtin class of that name (so that a test's
+    `except ValueError` works), marked as the program's; ProgramError for any other class."""
+    name = str(info.get("type", "Exception"))[:100]
+    message = str(info.get("message", name))[:1000]
+    base = getattr(builtins, name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)) or base is ProgramGone:
+        base = ProgramError
+    if name not in _REMOTE_CLASSES or _REMOTE_CLASSES[name].__mro__[1] is not base:
+        _REMOTE_CLASSES[name] = type(name, (base,), {"from_program": True, "where": ""})
+    exc = _REMOTE_CLASSES[name](message.removeprefix(f"{name}: "))
+    exc.where = str(info.get("where", ""))[:1000]  # type: ignore[attr-defined]
+    return exc
+
+
+@functools.lru_cache(maxsize=512)
+def free_names(code: str) -> tuple[str, ...]:
+    """Names a test reads that it never binds itself (assignment, def, class, import, argument)."""
+    loaded, bound = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+    return tuple(sorted(loaded - bound))
+
+
+class Connection:
+    """The judge's end of the socket to the program. Once broken, every request fails."""
+
+    def __init__(self, fd: int, reply_cap: int, classes: dict[str, type]) -> None:
+        self.fd, self.reply_cap = fd, reply_cap
+        self.frames = FrameBuffer(max_frame=reply_cap)
+        self.pending: list[dict[str, Any]] = []
+        self.broken: BaseException | None = None
+        self.decoder = codec.Decoder(classes=classes, make_ref=self._remote)
+
+    def _remote(self, key: int, type_name: str) -> Remote:
+        return Remote(self, {"id": key}, type_name)
+
+    def _ref(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, Remote):
+            if "id" not in value._target:  # a name: the program's object it stands for
+                value = self.value({"op": "get", **value._target})
+            if isinstance(value, Remote):
+                return {"id": value._target["id"], "type": value._type}
+        raise CannotCross(f"a {type(value).__name__!r} object cannot be sent to the program (only plain data crosses)")
+
+    def encode(self, value: Any) -> Any:
         try:
-            frame = json.loads(segment)
-        except ValueError:
-            continue
-        if isinstance(frame, dict) and frame.get("nonce") == nonce:
-            return frame
-    return None
+            return codec.encode(value, self._ref)
+        except codec.CodecError as exc:
+            raise CannotCross(str(exc)) from None
 
-
-def _tail(data: bytes, limit: int = 1000) -> str:
-    text = data.decode("utf-8", errors="replace").strip()
-    return text[-limit:]
-
-
-def _exit_detail(status: int, stderr: bytes) -> str:
-    if os.WIFSIGNALED(status):
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.broken is not None:
+            raise self.broken
+        data = json.dumps(message).encode()
         try:
-            name = signal.Signals(os.WTERMSIG(status)).name
-        except ValueError:
-            name = str(os.WTERMSIG(status))
-        head = f"killed by signal {name}"
-    else:
-        head = f"exited with status {os.WEXITSTATUS(status)}"
-    tail = _tail(stderr)
-    return f"{head}\n{tail}" if tail else head
+            view = memoryview(HEADER.pack(len(data)) + data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            while not self.pending:
+                chunk = os.read(self.fd, READ_CHUNK)
+                if not chunk:
+                    raise ProgramGone("the program's process ended")
+                self.pending.extend(self.frames.feed(chunk))
+        except OSError:
+            self.broken = ProgramGone("the program's process ended")
+            raise self.broken from None
+        except ProgramGone as exc:
+            self.broken = exc
+            raise
+        except ValueError as exc:  # a frame over the cap, or not JSON
+            self.broken = ReplyTooLarge(str(exc)) if "exceeds" in str(exc) else ProgramGone(f"the program broke the protocol: {exc}")
+            raise self.broken from None
+        return self.pending.pop(0)
+
+    def value(self, message: dict[str, Any]) -> Any:
+        """Send a request; the decoded value of its answer, or the program's exception raised."""
+        return self._decode(self.request(message))
+
+    def call(self, target: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        sent = [self.encode(a) for a in args]
+        message = {"op": "call", **target, "args": sent, "kwargs": {str(k): self.encode(v) for k, v in kwargs.items()}}
+        reply = self.request(message)
+        back = reply.get("args_back")
+        for pair in back if isinstance(back, list) else ():
+            self._copy_back(args, pair)
+        return self._decode(reply)
+
+    def _decode(self, reply: dict[str, Any]) -> Any:
+        if isinstance(reply.get("raise"), dict):
+            raise program_exception(reply["raise"])
+        if "unencodable" in reply:
+            raise CannotCross(f"the program's value is not plain data: {str(reply['unencodable'])[:500]}")
+        if reply.get("stop") is True:
+            raise StopIteration
+        if "value" not in reply:
+            self.broken = ProgramGone("the program broke the protocol")
+            raise self.broken
+        try:
+            return self.decoder(reply["value"])
+        except codec.CodecError as exc:
+            raise CannotCross(f"the program's value is not plain data: {exc}") from None
+
+    def _copy_back(self, args: tuple[Any, ...], pair: Any) -> None:
+        """A mutable argument the function changed in place: the test sees the change."""
+        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is int and 0 <= pair[0] < len(args)):
+            return
+        arg = args[pair[0]]
+        try:
+            new = self.decoder(pair[1])
+        except codec.CodecError:
+            return
+        if type(arg) is not type(new):
+            return
+        if isinstance(arg, (list, bytearray)):
+            arg[:] = new
+        elif isinstance(arg, (dict, set)):
+            arg.clear()
+            arg.update(new)
 
 
-def _error_verdict(error: dict[str, Any]) -> tuple[str, str]:
-    detail = "\n".join(str(error.get(k, "")) for k in ("message", "where") if error.get(k))
-    etype = error.get("type")
-    if etype == "MemoryError":
-        return "MEMORY_LIMIT", detail
-    if etype == "AssertionError" and error.get("stage") == "test":
-        return "FAILED", detail or "assertion failed"
-    if error.get("stage") == "setup":
-        return "RUNTIME_ERROR", "setup_code failed: " + detail
-    return "RUNTIME_ERROR", detail
+class Remote:
+    """An object of the program's, seen from the judge: calls, attributes, str, len and
+    iteration go to the program; comparison is identity (it has no value here)."""
+
+    __slots__ = ("_conn", "_target", "_type")
+
+    def __init__(self, conn: Connection, target: dict[str, Any], type_name: str) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_type", type_name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._conn.call(self._target, args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return self._conn.value({"op": "attr", **self._target, "attr": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise CannotCross("attributes of the program's objects cannot be set from a test")
+
+    def __str__(self) -> str:
+        value = self._conn.value({"op": "str", **self._target})
+        return value if type(value) is str else repr(self)
+
+    def __repr__(self) -> str:
+        if self._conn.broken is not None:
+            return f"<program {self._type}>"
+        value = self._conn.value({"op": "repr", **self._target})
+        return value if type(value) is str else f"<program {self._type}>"
+
+    def __len__(self) -> int:
+        value = self._conn.value({"op": "len", **self._target})
+        if type(value) is not int or value < 0:
+            raise CannotCross("len() of a program object did not give a non-negative int")
+        return value
+
+    def __iter__(self) -> Any:
+        iterator = self._conn.value({"op": "iter", **self._target})
+        if not isinstance(iterator, Remote):
+            return iter(iterator)
+        return iterator
+
+    def __next__(self) -> Any:
+        return self._conn.value({"op": "next", **self._target})
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __ne__(self, other: object) -> bool:
+        return other is not self
 
 
-def judge(obs: Observation, nonce: str) -> tuple[str, str]:
-    """(verdict name, detail) for one test; for COMPARE, the detail is the output to compare."""
-    verdict, detail = _judge(obs, nonce)
-    if verdict == "COMPARE":
-        return verdict, detail
-    return verdict, detail.encode("utf-8", errors="replace")[:MAX_DETAIL].decode("utf-8", errors="ignore")
+def _detail(exc: BaseException, with_where: bool = True) -> str:
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    where = getattr(exc, "where", "") if getattr(exc, "from_program", False) else ""
+    if with_where and not where:
+        for entry in reversed(traceback.extract_tb(exc.__traceback__)):
+            if entry.filename == "<test>":
+                where = f"<test> line {entry.lineno}: {(entry.line or '').strip()}"
+                break
+    return "\n".join(part for part in (message[:1000], where[:1000]) if part)
 
 
-def _judge(obs: Observation, nonce: str) -> tuple[str, str]:
-    if obs.output_exceeded:
-        return "OUTPUT_LIMIT", "the program wrote more output than its limit allows"
-    if obs.timed_out:
-        return "TIMEOUT", "wall-clock time limit exceeded"
-    if obs.status is None:
-        return "SANDBOX_ERROR", "the test process could not be waited for"
-    if os.WIFSIGNALED(obs.status):
-        sig = os.WTERMSIG(obs.status)
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and obs.cpu_time_s >= obs.cpu_limit_s):
-            return "TIMEOUT", "CPU time limit exceeded"
-        if sig == signal.SIGKILL and obs.oom_killed:
-            return "MEMORY_LIMIT", "killed by the out-of-memory killer"
-        return "RUNTIME_ERROR", _exit_detail(obs.status, obs.stderr)
-    frame = parse_frame(obs.result, nonce)
-    if frame is not None and "error" in frame:
-        return _error_verdict(frame["error"])
-    if os.WEXITSTATUS(obs.status) != 0:
-        return "RUNTIME_ERROR", _exit_detail(obs.status, obs.stderr)
-    if obs.kind == "io":
-        return "COMPARE", obs.stdout.decode("utf-8", errors="replace")
-    if frame is None:
-        return "RUNTIME_ERROR", "the process exited before the test finished (exit() or os._exit() during the test?)"
-    if obs.kind == "assert":
-        return ("PASSED", "") if frame.get("ok") is True else ("RUNTIME_ERROR", "malformed report")
-    if "not_json" in frame:
-        return "FAILED", str(frame["not_json"])
-    if "value" not in frame:
-        return "RUNTIME_ERROR", "malformed report"
-    return "COMPARE", json.dumps(frame["value"])
+class Judge:
+    """Runs one batch of tests against one program process, reporting each to the runner."""
+
+    def __init__(self, order: dict[str, Any], report_fd: int, sock_fd: int, tests_fd: int) -> None:
+        self.order = order
+        self.report_fd = report_fd
+        self.tests_fd = tests_fd
+        self.setup: CodeType | None = order["setup"]
+        self.entry_point: str = order["entry_point"]
+        self.program_names: tuple[str, ...] = tuple(order["program_names"])
+        self.conn = Connection(sock_fd, order["reply_cap"], {})
+
+    def report(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode()
+        view = memoryview(HEADER.pack(len(data)) + data)
+        while view:
+            view = view[os.write(self.report_fd, view) :]
+
+    def _namespace(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """A fresh test namespace: setup code, then the names the test reads bound from
+        trusted places first, and from the program only where the problem says so."""
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        if self.setup is not None:
+            exec(self.setup, namespace)
+        self.conn.decoder.classes = {k: v for k, v in namespace.items() if isinstance(v, type)}
+        named = {self.entry_point, *self.program_names} - {""}
+        for name in named:
+            namespace[name] = Remote(self.conn, {"name": name}, name)
+        for name in names:
+            if name in namespace or name in named:
+                continue
+            if hasattr(builtins, name):
+                continue
+            if name in STDLIB:
+                try:
+                    namespace[name] = __import__(name)
+                except ImportError:
+                    pass
+                continue
+            if not named:  # a problem that names no entry point: its tests' free names are the program's
+                namespace[name] = Remote(self.conn, {"name": name}, name)
+        return namespace
+
+    def _test_codes(self) -> list[Any]:
+        """The tests' code, from the memfd the runner filled without reading it."""
+        size = os.fstat(self.tests_fd).st_size
+        data = os.pread(self.tests_fd, size, 0) if size else b"[]"
+        codes = json.loads(data)
+        return codes if isinstance(codes, list) else []
+
+    def run_test(self, test: dict[str, Any]) -> dict[str, Any]:
+        if test["kind"] == "assert":
+            try:
+                source = self.codes[test["code_index"]]
+                test = {**test, "code": compile(source, "<test>", "exec", dont_inherit=True), "names": free_names(source)}
+                linecache.cache["<test>"] = (len(source), None, source.splitlines(True), "<test>")
+            except (SyntaxError, ValueError, IndexError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+                return {"judge_error": f"test code does not compile: {type(exc).__name__}: {exc}"}
+        else:
+            test = {**test, "names": ()}
+        try:
+            self.conn.value({"op": "load"})
+        except (ProgramGone, ReplyTooLarge):
+            pass  # reported below, from the connection's state
+        except BaseException as exc:
+            return {"error": {"message": "the program failed as it loaded: " + _detail(exc, False), "type": type(exc).__name__, "from_program": True}}
+        if self.conn.broken is not None:
+            return self._broken()
+        try:
+            namespace = self._namespace(tuple(test["names"]))
+        except BaseException as exc:
+            return {"judge_error": "setup_code failed in the judge: " + _detail(exc)}
+        outcome = self._execute(test, namespace)
+        return self._broken() if self.conn.broken is not None else outcome
+
+    def _broken(self) -> dict[str, Any]:
+        if isinstance(self.conn.broken, ReplyTooLarge):
+            return {"output_limit": f"the program's reply exceeds {self.conn.reply_cap} bytes"}
+        return {"program_gone": str(self.conn.broken)}
+
+    def _execute(self, test: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if test["kind"] == "call":
+                if not self.entry_point:
+                    return {"judge_error": "a call test needs the problem's entry_point"}
+                args = codec.loads(test["args_json"])
+                if not isinstance(args, list):
+                    return {"judge_error": "a call test's args_json must be a list"}
+                value = namespace[self.entry_point](*args)
+                try:
+                    return {"value": codec.dumps(value)}
+                except codec.CodecError as exc:
+                    kind = value._type if isinstance(value, Remote) else type(value).__name__
+                    return {"failed": f"the return value ({kind}) is not plain data: {exc}"}
+            exec(test["code"], namespace)
+            return {"passed": True}
+        except AssertionError as exc:
+            if getattr(exc, "from_program", False):
+                return {"error": {"message": _detail(exc), "type": "AssertionError", "from_program": True}}
+            return {"failed": _detail(exc) or "assertion failed"}
+        except CannotCross as exc:
+            return {"failed": _detail(exc)}
+        except (ProgramGone, ReplyTooLarge):
+            return self._broken()
+        except BaseException as exc:
+            from_program = bool(getattr(exc, "from_program", False))
+            return {"error": {"message": _detail(exc), "type": type(exc).__name__, "from_program": from_program}}
+
+    def run(self) -> None:
+        try:
+            self.codes = self._test_codes()
+        except (OSError, ValueError, RecursionError, MemoryError):
+            self.codes = []
+        for test in self.order["tests"]:
+            self.report({"start": test["index"]})
+            try:
+                outcome = self.run_test(test)
+            except BaseException as exc:  # a judge bug: the runner reports it as a sandbox error
+                outcome = {"judge_error": f"{type(exc).__name__}: {exc}"[:1000]}
+            self.report({"end": test["index"], **outcome})
+        os._exit(0)

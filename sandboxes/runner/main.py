@@ -1,20 +1,22 @@
 """The in-container runner: PID 1 of every sandbox container. Stdlib only.
 
-It reads length-prefixed JSON frames (jobs, cancellations) from its stdin, which is the
-container's attach stream, and answers with frames on its stdout. Each test of a job runs in
-its own forked process (see `process.py`) with a new session, its own pipes, every other
-descriptor closed (the channel included), a clean environment, the job's own working
-directory, rlimits for CPU time, address space, file size and open files, and
-`oom_score_adj` 1000 so that the kernel kills it, not the runner, when memory runs out.
+It reads jobs from its stdin (the container's attach stream) in the frames of `protocol.py`
+and answers each with a result. Per job it runs the tests in *batches*: an `io` test alone
+in one program process; consecutive `assert` and `call` tests in one program process and one
+judge process, connected by a socket (see `program.py` and `judge.py`). Every process is
+forked from the runner ahead of need (see `process.py`), as root, and drops to its role's
+uid once it has its order, so no program can reach a judge, a spare or the runner.
 
-The runner judges each test itself (see `judge.py`) from what it observed outside the
-process, kills every other process in the container's PID namespace after each test
-(`kill(-1, SIGKILL)` from PID 1 reaches all of them and nothing outside), and wipes the
-writable tmpfs after each job. It marks itself non-dumpable, so programs running under the
-same uid can neither ptrace it nor read or write its memory (and so its verdicts). Expected
-outputs never reach it: the host compares `io` and `call` outputs itself. Its health (stray
-processes, own memory) goes back with every result, so the host can recycle a container
-that looks wrong.
+The runner never reads the tests' code: it follows the job's frame as raw bytes, which the
+runner copies into a memfd for the judge through one small buffer that it zeroes after, so
+that no process forked from the runner (the program's included) holds a copy in its memory.
+
+What decides a verdict, the runner observes itself: the program process's CPU time (per
+test, read from /proc; the wall clock is capped at a multiple of it, `protocol.wall_cap_s`),
+its exit status, the OOM killer's count, its output against the cap, and the judge's report.
+After each job it kills every other process in the container's PID namespace, wipes the
+tmpfs, and checks that no IPC object and no change to its own limits or scheduling is left;
+it says `ready` only once the container is as clean as a new one, else `retire` and exits.
 """
 
 from __future__ import annotations
@@ -28,38 +30,48 @@ import os
 import resource
 import selectors
 import signal
-import struct
+import socket
 import sys
 import time
 from typing import Any
 
-from . import harness
-from .judge import Observation, judge, parse_frame
+from . import verdict as verdicts
 from .process import (
-    JOB_DIR,
     OPEN_FILES_LIMIT,
     Spare,
     SpareLost,
+    cpu_seconds,
     fingerprint,
     fork_spare,
     give_order,
+    ipc_objects,
     kill_strays,
+    make_work_dirs,
     oom_kills,
     poll_exit,
     vsize,
     wipe_work_dirs,
 )
+from .protocol import (
+    HEADER,
+    MAX_FRAME,
+    Job,
+    JobTest,
+    Result,
+    TestReport,
+    Verdict,
+    encode_frame,
+    wall_cap_s,
+)
 
-HEADER = struct.Struct(">I")
-MAX_FRAME = 256 * 1024 * 1024
-CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": JOB_DIR, "TMPDIR": JOB_DIR}
+CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp/job", "TMPDIR": "/tmp/job"}
 READ_CHUNK = 65536
-RESULT_SLACK = 1 << 20  # a call test's return value may be larger than its printed output cap
+REPLY_SLACK = 1 << 20  # a call test's return value may be larger than its printed output cap
 FILE_SIZE_LIMIT = 64 * 1024 * 1024
+SPARES = 2
 # Imported once here so that forked test processes find them loaded instead of paying for
-# the import in every process. Kept small: every module makes each fork slower (measured in
-# the image: bare 0.78 ms, these 0.91 ms, adding decimal/statistics/random/datetime 1.11 ms).
-PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string")
+# the import in every process. Kept small: every module makes each fork slower.
+PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "ast", "fractions", "decimal")
 GC_REFREEZE_EVERY = 100
 COMPILE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 
@@ -69,292 +81,481 @@ class Cancelled(Exception):
 
 
 class Channel:
-    """Length-prefixed JSON frames over a pair of file descriptors."""
+    """Frames to and from the host. Reads exactly one frame at a time, never ahead: the bytes
+    after a job's frame are the judge's part, which must not pass through this process's heap."""
 
     def __init__(self, fd_in: int, fd_out: int) -> None:
         self.fd_in, self.fd_out = fd_in, fd_out
-        self.buffer = b""
-        self.pending: list[dict[str, Any]] = []
         self.closed = False
+        self.pending: list[dict[str, Any]] = []
+        self._scratch = bytearray(READ_CHUNK)
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
-        view = memoryview(HEADER.pack(len(data)) + data)
+        view = memoryview(encode_frame(message))
         while view:
             view = view[os.write(self.fd_out, view) :]
 
-    def feed(self) -> None:
-        """Read what is available (one read) and parse complete frames."""
-        data = os.read(self.fd_in, READ_CHUNK)
-        if not data:
-            self.closed = True
-        self.buffer += data
-        while len(self.buffer) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self.buffer)
-            if size > MAX_FRAME:
-                raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME}")
-            if len(self.buffer) < HEADER.size + size:
-                return
-            self.pending.append(json.loads(self.buffer[HEADER.size : HEADER.size + size]))
-            self.buffer = self.buffer[HEADER.size + size :]
+    def _read_exact(self, size: int) -> bytes | None:
+        data = bytearray()
+        while len(data) < size:
+            chunk = os.read(self.fd_in, size - len(data))
+            if not chunk:
+                self.closed = True
+                return None
+            data += chunk
+        return bytes(data)
+
+    def read_frame(self) -> dict[str, Any] | None:
+        """The next frame, blocking; None once the host has closed the channel."""
+        header = self._read_exact(HEADER.size)
+        if header is None:
+            return None
+        (size,) = HEADER.unpack(header)
+        if size > MAX_FRAME:
+            raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME}")
+        body = self._read_exact(size)
+        if body is None:
+            return None
+        frame = json.loads(body)
+        if not isinstance(frame, dict):
+            raise ValueError("a frame must hold a JSON object")
+        return frame
 
     def receive(self) -> dict[str, Any] | None:
-        """The next frame, blocking; None once the host has closed the channel."""
-        while not self.pending:
-            if self.closed:
-                return None
-            self.feed()
-        return self.pending.pop(0)
+        return self.pending.pop(0) if self.pending else self.read_frame()
 
-
-def _drain(fd: int, buffer: bytearray, cap: int, blocking: bool = True) -> bool:
-    """Read from fd into buffer (one read, or all that is ready); True once past the cap."""
-    if not blocking:
-        os.set_blocking(fd, False)
-    while True:
+    def copy_to_memfd(self, size: int) -> int:
+        """The next `size` bytes into a new memfd, through one reused buffer zeroed after."""
+        memfd = os.memfd_create("tests")
+        view = memoryview(self._scratch)
+        left = size
         try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            if exc.errno == errno.EAGAIN:
-                return False
-            raise
-        buffer += data
-        if len(buffer) > cap:
-            return True
-        if not data or blocking:
-            return False
+            while left:
+                got = os.readv(self.fd_in, [view[: min(left, READ_CHUNK)]])
+                if not got:
+                    self.closed = True
+                    break
+                written = 0
+                while written < got:
+                    written += os.write(memfd, view[written:got])
+                left -= got
+        finally:
+            view.release()
+            self._scratch[:] = bytes(READ_CHUNK)
+        return memfd
+
+
+def _read_some(fd: int, buffer: bytearray) -> int:
+    """One read from fd into buffer: the bytes read, 0 at end of file, -1 when none are ready."""
+    try:
+        data = os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return -1
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            return -1
+        raise
+    buffer += data
+    return len(data)
+
+
+class Batch:
+    """Consecutive tests of a job in one program process (and, for assert and call tests, one
+    judge process). Phases: `start` hands the processes their orders; `watch` follows them
+    until every test is decided or the program's process ends, runs out of CPU time, wall
+    time or output; `stop` kills both and settles the test that was running. `decided` maps
+    test index → report; tests after one that ended the program's process are left for a
+    fresh batch."""
+
+    def __init__(self, runner: Runner, job: Job, tests: list[tuple[int, JobTest]], codes: dict[str, Any], tests_fd: int) -> None:
+        self.runner, self.job, self.tests, self.codes, self.tests_fd = runner, job, tests, codes, tests_fd
+        self.io = tests[0][1].kind == "io"
+        self.limits = job.limits
+        self.cpu_limit = job.limits.time_limit_s
+        self.wall_limit = wall_cap_s(job.limits.time_limit_s)
+        self.output_cap = job.limits.output_limit_bytes * len(tests)
+        self.decided: dict[int, TestReport] = {}
+        self.position = 0  # the test running now (or next): index into self.tests
+        self.started = False  # the judge has said this test began
+        self.program: Spare | None = None
+        self.judge: Spare | None = None
+        self.outputs: dict[int, bytearray] = {}
+        self.judge_frames = b""
+        self.program_status: tuple[int, float] | None = None
+        self.output_exceeded = self.cancelled = self.stopped = False
+        self.watched: set[int] = set()
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.program = self.runner.take_spare()
+        cpu_s = max(1, int(self.cpu_limit * len(self.tests) + 0.999)) + 1
+        order = {
+            "role": "main" if self.io else "program",
+            "program": self.codes["program"],
+            "setup": self.codes["setup"],
+            "sources": self.codes["sources"],
+            "cpu_s": cpu_s,
+            "address_space": self.runner.vsize + self.limits.memory_limit_mb * 1024 * 1024,
+        }
+        if self.io:
+            stdin = self.tests[0][1].stdin.encode("utf-8", errors="surrogateescape")
+            self.program = self._give(self.program, order, stdin=stdin)
+        else:
+            self.judge = self.runner.take_spare()
+            judge_end, program_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.judge = self._give(self.judge, self._judge_order(), fds=(judge_end.fileno(), self.tests_fd))
+                self.program = self._give(self.program, order, fds=(program_end.fileno(),))
+            finally:
+                judge_end.close()
+                program_end.close()
+            self._watch_fd(self.judge.report)
+            self._watch_fd(self.judge.exit_fd)
+            os.close(self.judge.stdout)
+            os.close(self.judge.stderr)
+            self.judge.stdout = self.judge.stderr = -1
+        for fd in (self.program.stdout, self.program.stderr, self.program.exit_fd):
+            self._watch_fd(fd)
+        self.outputs = {self.program.stdout: bytearray(), self.program.stderr: bytearray(), self.program.report: bytearray()}
+        self._begin_clock()
+
+    def _judge_order(self) -> dict[str, Any]:
+        return {
+            "role": "judge",
+            "tests": [{"index": i, "kind": t.kind, "args_json": t.args_json, "code_index": i} for i, t in self.tests],
+            "setup": self.codes["setup"],
+            "entry_point": self.job.entry_point,
+            "program_names": list(self.job.program_names),
+            "reply_cap": self.limits.output_limit_bytes + REPLY_SLACK,
+        }
+
+    def _give(self, spare: Spare, order: dict[str, Any], stdin: bytes = b"", fds: tuple[int, ...] = ()) -> Spare:
+        try:
+            give_order(spare, order, stdin, fds)
+            return spare
+        except SpareLost:  # should not happen (no program can reach a spare): use a fresh one
+            spare.close()
+            fresh = fork_spare()
+            give_order(fresh, order, stdin, fds)
+            return fresh
+
+    def _watch_fd(self, fd: int) -> None:
+        self.runner.selector.register(fd, selectors.EVENT_READ)
+        self.watched.add(fd)
+
+    def _unwatch(self, fd: int) -> None:
+        if fd in self.watched:
+            self.runner.selector.unregister(fd)
+            self.watched.discard(fd)
+
+    def _begin_clock(self) -> None:
+        assert self.program is not None
+        self.began = time.monotonic()
+        self.cpu_at_start = cpu_seconds(self.program.pid)
+
+    # -- watch -----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.position >= len(self.tests)
+
+    def _cpu_used(self) -> float:
+        assert self.program is not None
+        if self.program_status is not None:
+            return max(0.0, self.program_status[1] - self.cpu_at_start)
+        return max(0.0, cpu_seconds(self.program.pid) - self.cpu_at_start)
+
+    def watch(self) -> None:
+        while not self.done:
+            now = time.monotonic()
+            used = self._cpu_used() if self.program_status is None else 0.0
+            if used > self.cpu_limit or now - self.began > self.wall_limit:
+                self._out_of_time(wall=now - self.began > self.wall_limit)
+                return
+            # The program's CPU time grows at most as fast as the wall clock (one core's quota),
+            # so its limit cannot be passed before the CPU time it has left has gone by.
+            wake = min(self.began + self.wall_limit, now + max(0.005, self.cpu_limit - used))
+            for key, _ in self.runner.selector.select(max(0.0, wake - now)):
+                self._dispatch(key.fd)
+                if self.done:
+                    return
+
+    def _dispatch(self, fd: int) -> None:
+        assert self.program is not None
+        if self.judge is not None and fd == self.judge.report:
+            self._on_judge_data()
+        elif self.judge is not None and fd == self.judge.exit_fd:
+            self._on_judge_exit()
+        elif fd == self.program.exit_fd:
+            self._on_program_exit()
+        elif fd == self.runner.channel.fd_in:
+            self._on_channel()
+        elif fd in self.outputs:
+            if _read_some(fd, self.outputs[fd]) == 0:
+                self._unwatch(fd)
+            self._check_output(fd)
+
+    def _check_output(self, fd: int) -> None:
+        if len(self.outputs[fd]) > self.output_cap and not self.output_exceeded:
+            self.output_exceeded = True
+            self._settle_running(verdicts.report(self._observed(), Verdict.OUTPUT_LIMIT))
+            self.stopped = True
+
+    def _observed(self, timed_out: bool = False) -> verdicts.Observed:
+        return verdicts.Observed(
+            wall_time_s=time.monotonic() - self.began,
+            cpu_time_s=self._cpu_used(),
+            cpu_limit_s=self.cpu_limit,
+            wall_limit_s=self.wall_limit,
+            output_exceeded=self.output_exceeded,
+            timed_out=timed_out,
+        )
+
+    def _on_judge_data(self) -> None:
+        assert self.judge is not None
+        data = os.read(self.judge.report, READ_CHUNK)
+        if not data:
+            self._unwatch(self.judge.report)
+            return
+        self.judge_frames += data
+        while len(self.judge_frames) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self.judge_frames)
+            if len(self.judge_frames) < HEADER.size + size:
+                break
+            frame = json.loads(self.judge_frames[HEADER.size : HEADER.size + size])
+            self.judge_frames = self.judge_frames[HEADER.size + size :]
+            self._on_judge_frame(frame)
+            if self.done:
+                return
+
+    def _on_judge_frame(self, frame: dict[str, Any]) -> None:
+        if self.position >= len(self.tests):
+            return
+        index = self.tests[self.position][0]
+        if frame.get("start") == index:
+            self.started = True
+            self._begin_clock()
+        elif frame.get("end") == index:
+            report = verdicts.outcome(self._observed(), frame)
+            if report is None:  # the judge lost the program's process: its exit status says why
+                report = self._program_gone()
+            self._settle(report)
+            if self.program_status is not None:  # it ended: the tests left need a fresh process
+                self.stopped = True
+
+    def _program_gone(self) -> TestReport:
+        """The judge lost the program: judged from how its process ended."""
+        assert self.program is not None
+        deadline = time.monotonic() + 0.5
+        while self.program_status is None and time.monotonic() < deadline:
+            self.program_status = poll_exit(self.program)
+            if self.program_status is None:
+                time.sleep(0.002)
+        if self.program_status is None:  # alive, but it closed its end of the socket
+            os.kill(self.program.pid, signal.SIGKILL)
+            return verdicts.report(self._observed(), Verdict.RUNTIME_ERROR, "the program broke its connection to the judge")
+        return self._ended_report()
+
+    def _ended_report(self) -> TestReport:
+        assert self.program is not None and self.program_status is not None
+        status = self.program_status[0]
+        stderr = bytes(self.outputs.get(self.program.stderr, b""))
+        return verdicts.process_ended(self._observed(), status, self.runner.new_oom_kill(status), stderr)
+
+    def _on_program_exit(self) -> None:
+        assert self.program is not None
+        self.program_status = poll_exit(self.program)
+        if self.program_status is None:
+            return
+        self._unwatch(self.program.exit_fd)
+        self._drain_all()
+        if self.io:
+            status = self.program_status[0]
+            stdout, stderr, hint = (bytes(self.outputs[fd]) for fd in (self.program.stdout, self.program.stderr, self.program.report))
+            report = verdicts.io_ended(self._observed(), status, self.runner.new_oom_kill(status), stdout, stderr, hint)
+            self._settle(report)
+        elif not self.started:
+            # Between two tests: the next one is charged with it (so every batch decides one).
+            self._settle(self._ended_report())
+            self.stopped = True
+        # else: the judge will report the running test (it sees the socket close), then stop
+
+    def _on_judge_exit(self) -> None:
+        assert self.judge is not None
+        ended = poll_exit(self.judge)
+        if ended is None:
+            return
+        self._unwatch(self.judge.exit_fd)
+        while self.judge.report in self.watched and not self.done:  # reports it wrote before it ended
+            self._on_judge_data()
+        if not self.done:
+            status = ended[0]
+            if self.runner.new_oom_kill(status):
+                report = verdicts.report(self._observed(), Verdict.MEMORY_LIMIT, "the container ran out of memory during the test")
+            else:
+                report = TestReport(Verdict.SANDBOX_ERROR, None, detail=f"the judge process ended unexpectedly ({verdicts.exit_detail(status, b'')})")
+            self._settle(report)
+            self.stopped = True
+
+    def _on_channel(self) -> None:
+        frame = self.runner.channel.read_frame()
+        if frame is None or (frame.get("type") == "cancel" and frame.get("id") == self.runner.job_id):
+            self.cancelled = self.stopped = True
+        elif frame.get("type") != "cancel":
+            self.runner.channel.pending.append(frame)
+
+    def _out_of_time(self, wall: bool) -> None:
+        assert self.program is not None
+        os.kill(self.program.pid, signal.SIGKILL)
+        self._settle_running(verdicts.report(self._observed(timed_out=wall), Verdict.TIMEOUT, "time limit exceeded"))
+        self.stopped = True
+
+    # -- settle and stop -------------------------------------------------------------------
+
+    def _settle(self, report: TestReport) -> None:
+        index = self.tests[self.position][0]
+        self.decided[index] = report
+        self.position += 1
+        self.started = False
+        self._begin_clock()
+        if self.job.fail_fast and report.verdict not in (None, Verdict.PASSED):
+            self.stopped = True
+
+    def _settle_running(self, report: TestReport) -> None:
+        if self.position < len(self.tests):
+            self._settle(report)
+
+    def _drain_all(self) -> None:
+        """What the program's process wrote just before it ended (its children may still hold
+        the pipes open: read only what is there)."""
+        for fd, buffer in self.outputs.items():
+            os.set_blocking(fd, False)
+            while len(buffer) <= self.output_cap and _read_some(fd, buffer) > 0:
+                pass
+            if len(buffer) > self.output_cap:
+                self.output_exceeded = True
+
+    def stop(self) -> None:
+        for spare in (self.program, self.judge):
+            if spare is not None:
+                try:
+                    os.kill(spare.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for fd in list(self.watched):
+            self._unwatch(fd)
+        for spare in (self.program, self.judge):
+            if spare is not None:
+                spare.close()
+
+    def run(self) -> dict[int, TestReport]:
+        self.runner.selector.register(self.runner.channel.fd_in, selectors.EVENT_READ)
+        try:
+            self.start()
+            self.watch()
+        finally:
+            self.runner.selector.unregister(self.runner.channel.fd_in)
+            self.stop()
+        if self.cancelled or self.runner.channel.closed:
+            raise Cancelled()
+        return self.decided
 
 
 class Runner:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.jobs = 0
+        self.job_id: Any = None
         self.selector = selectors.DefaultSelector()
-        self.selector.register(channel.fd_in, selectors.EVENT_READ)
         self.vsize = vsize()
         self.oom_kills = oom_kills()
-        self.spare: Spare | None = None
-        self.spare_exposed = False
+        self.spares: list[Spare] = []
         self.fingerprint = fingerprint()
 
-    def _new_oom_kill(self, status: int | None) -> bool:
+    def new_oom_kill(self, status: int | None) -> bool:
         """Did the kernel's OOM killer act since we last looked? Only read after a SIGKILL."""
         if status is None or not os.WIFSIGNALED(status) or os.WTERMSIG(status) != signal.SIGKILL:
             return False
         before, self.oom_kills = self.oom_kills, oom_kills()
         return self.oom_kills > before
 
-    def _check_cancel(self, job_id: Any) -> None:
-        for frame in list(self.channel.pending):
-            if frame.get("type") == "cancel" and frame.get("id") == job_id:
-                self.channel.pending.remove(frame)
-                raise Cancelled()
+    def take_spare(self) -> Spare:
+        return self.spares.pop(0) if self.spares else fork_spare()
 
-    def _take_spare(self) -> Spare:
-        spare, self.spare = self.spare, None
-        return spare if spare is not None else fork_spare()
-
-    def run_batch(
-        self, job: dict[str, Any], batch: list[tuple[int, dict[str, Any], Any]], codes: dict[str, Any], more: bool
-    ) -> dict[int, dict[str, Any]]:
-        """Run consecutive tests in one process, one after the other, each judged on its own.
-
-        `batch` holds (index, test, compiled test code); `more` when tests follow (fork their
-        process now). Returns the results of the tests that were decided; a test after one
-        that ended the process (crash, exit, timeout, output flood) is left out, to be run
-        in a fresh process.
-        """
-        limits = job["limits"]
-        cpu_s = max(1, int(limits["time_limit_s"] + 0.999)) * len(batch)
-        nonces = [os.urandom(16).hex() for _ in batch]
-        order = {
-            "tests": [
-                {"kind": t["kind"], "nonce": n, "code": code, "args_json": t.get("args_json", "[]")}
-                for (_, t, code), n in zip(batch, nonces)
-            ],
-            "program": codes["program"],
-            "setup": codes["setup"],
-            "sources": codes["sources"],
-            "entry_point": job.get("entry_point", ""),
-            "cpu_s": cpu_s,
-            "address_space": self.vsize + limits["memory_limit_mb"] * 1024 * 1024,
-        }
-        first = batch[0][1]
-        stdin = first["stdin"].encode("utf-8", errors="surrogateescape") if first["kind"] == "io" else b""
-        spare = self._take_spare()
-        start = time.monotonic()
-        try:
-            give_order(spare, order, stdin)
-        except SpareLost:  # killed by a process of the previous test: use a fresh one
-            spare.close()
-            kill_strays()
-            spare = fork_spare()
-            start = time.monotonic()
-            give_order(spare, order, stdin)
-        if more:  # the next process, forked while this one runs
-            self.spare = fork_spare()
-            self.spare_exposed = True  # this job's program could signal it: not for another job
-        output_cap = limits["output_limit_bytes"] * len(batch)
-        caps = {spare.stdout: output_cap, spare.stderr: output_cap, spare.result: output_cap + RESULT_SLACK}
-        buffers: dict[int, bytearray] = {fd: bytearray() for fd in caps}
-        watched = {*caps, spare.exit_fd}
-        for fd in watched:
-            self.selector.register(fd, selectors.EVENT_READ)
-        decided: dict[int, dict[str, Any]] = {}
-        current = 0  # position in the batch of the test running now
-        timed_out = exceeded = cancelled = stop = False
-        status: int | None = None
-        cpu = 0.0
-        began = start
-        fail_fast = job.get("fail_fast", False)
-
-        def settle(obs_status: int | None, now: float, timed_out: bool = False, exceeded: bool = False) -> None:
-            """Judge the running test, and start the next one's clock."""
-            nonlocal current, began, stop
-            index, test, _ = batch[current]
-            obs = Observation(
-                kind=test["kind"],
-                timed_out=timed_out,
-                output_exceeded=exceeded,
-                status=obs_status,
-                cpu_time_s=cpu,
-                cpu_limit_s=float(cpu_s),
-                stdout=bytes(buffers[spare.stdout]),
-                stderr=bytes(buffers[spare.stderr]),
-                result=bytes(buffers[spare.result]),
-                oom_killed=self._new_oom_kill(obs_status),
-            )
-            verdict, detail = judge(obs, nonces[current])
-            decided[index] = {"verdict": verdict, "wall_time_s": round(now - began, 6), "detail": detail}
-            stop = fail_fast and verdict != "PASSED"
-            current, began = current + 1, now
-
-        def reported() -> bool:
-            return current < len(batch) and not stop and parse_frame(bytes(buffers[spare.result]), nonces[current]) is not None
-
-        try:
-            while current < len(batch) and status is None and not (exceeded or cancelled or stop or self.channel.closed):
-                remaining = began + limits["time_limit_s"] - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                for key, _ in self.selector.select(remaining):
-                    if key.fd == spare.exit_fd:
-                        ended = poll_exit(spare)
-                        if ended is not None:
-                            status, cpu = ended
-                    elif key.fd == self.channel.fd_in:
-                        self.channel.feed()
-                        try:
-                            self._check_cancel(job["id"])
-                        except Cancelled:
-                            cancelled = True
-                    else:
-                        before = len(buffers[key.fd])
-                        exceeded |= _drain(key.fd, buffers[key.fd], caps[key.fd])
-                        if len(buffers[key.fd]) == before:  # end of file: stop watching
-                            self.selector.unregister(key.fd)
-                            watched.discard(key.fd)
-                while not exceeded and reported():
-                    settle(0, time.monotonic())
-            now = time.monotonic()
-            if status is None:
-                os.kill(spare.pid, signal.SIGKILL)
-                if current >= len(batch) or stop:
-                    status = 0  # every test it had to run reported; the sweep reaps it
-                else:
-                    _, status, usage = os.wait4(spare.pid, 0)
-                    cpu = usage.ru_utime + usage.ru_stime
-            for fd in caps:  # what the process wrote just before it ended
-                exceeded |= _drain(fd, buffers[fd], caps[fd], blocking=False)
-            while not (timed_out or exceeded) and reported():  # reports that came with its end
-                settle(0, now)
-            if current < len(batch) and not stop and not (cancelled or self.channel.closed):
-                # This test ended the process, or ran out of time or output. The tests after
-                # it are left undecided: they run again in a fresh process.
-                settle(status, now, timed_out, exceeded)
-        finally:
-            for fd in watched:
-                self.selector.unregister(fd)
-            if more:  # the last test's processes are swept after the reply, off the critical path
-                kill_strays(keep=self.spare.pid if self.spare else None)
-            spare.close()
-        if cancelled or self.channel.closed:
-            raise Cancelled()
-        return decided
+    def _spare_pids(self) -> frozenset[int]:
+        return frozenset(s.pid for s in self.spares)
 
     @staticmethod
-    def compile_job(job: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
-        """Compile setup and program once: (codes, "", "") or (None, verdict, detail)."""
-        codes: dict[str, Any] = {"setup": None, "sources": {"<program>": job["program"]}}
+    def compile_job(job: Job) -> tuple[dict[str, Any] | None, Verdict, str]:
+        """Compile setup and program once: (codes, _, "") or (None, verdict, detail)."""
+        codes: dict[str, Any] = {"setup": None, "sources": {"<program>": job.program}}
         try:
-            if job.get("setup_code"):
-                codes["setup"] = compile(job["setup_code"], "<setup>", "exec", dont_inherit=True)
-                codes["sources"]["<setup>"] = job["setup_code"]
+            if job.setup_code:
+                codes["setup"] = compile(job.setup_code, "<setup>", "exec", dont_inherit=True)
+                codes["sources"]["<setup>"] = job.setup_code
         except COMPILE_ERRORS as exc:
-            return None, "SANDBOX_ERROR", f"setup_code does not compile: {exc}"
+            return None, Verdict.SANDBOX_ERROR, f"setup_code does not compile: {exc}"
         try:
-            codes["program"] = compile(job["program"], "<program>", "exec", dont_inherit=True)
+            codes["program"] = compile(job.program, "<program>", "exec", dont_inherit=True)
         except COMPILE_ERRORS as exc:
-            return None, "SYNTAX_ERROR", f"{type(exc).__name__}: {exc}"
-        return codes, "", ""
+            return None, Verdict.SYNTAX_ERROR, f"{type(exc).__name__}: {exc}"
+        return codes, Verdict.PASSED, ""
 
-    def run_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        os.makedirs(JOB_DIR, mode=0o700, exist_ok=True)
-        codes, bad_verdict, bad_detail = self.compile_job(job)
-        tests = job["tests"]
-        results: dict[int, dict[str, Any]] = {}
+    def run_job(self, job: Job, tests_fd: int) -> list[TestReport]:
+        make_work_dirs()
+        codes, bad, detail = self.compile_job(job)
         if codes is None:
-            return [{"verdict": bad_verdict, "wall_time_s": 0.0, "detail": bad_detail} for _ in tests]
-        pending: list[tuple[int, dict[str, Any], Any]] = []
-        sources = dict(codes["sources"])
-        for index, test in enumerate(tests):
-            code = None
-            if test["kind"] == "assert":
-                try:
-                    code = harness.compile_test(test["code"])
-                except COMPILE_ERRORS as exc:
-                    results[index] = {"verdict": "SANDBOX_ERROR", "wall_time_s": 0.0, "detail": f"test code does not compile: {exc}"}
-                    continue
-                sources["<test>"] = test["code"]  # for tracebacks (the last one wins: tests share the name)
-            pending.append((index, test, code))
-        codes = {**codes, "sources": sources}
-        failed = False
-        while pending and not failed:
-            self._check_cancel(job["id"])
-            # io tests run alone (their stdout is the output); others share a process.
-            size = 1 if pending[0][1]["kind"] == "io" else next((i for i, p in enumerate(pending) if p[1]["kind"] == "io"), len(pending))
+            return [TestReport(bad, None, detail=detail) for _ in job.tests]
+        results: dict[int, TestReport] = {}
+        pending = list(enumerate(job.tests))
+        while pending:
+            # io tests run alone (their stdout is the output); the others share a batch.
+            size = 1 if pending[0][1].kind == "io" else next((i for i, p in enumerate(pending) if p[1].kind == "io"), len(pending))
             batch, rest = pending[:size], pending[size:]
-            decided = self.run_batch(job, batch, codes, more=bool(rest))
+            decided = Batch(self, job, batch, codes, tests_fd).run()
             results.update(decided)
             pending = [p for p in batch if p[0] not in decided] + rest
-            failed = job.get("fail_fast", False) and any(r["verdict"] != "PASSED" for r in decided.values())
-        for index, _, _ in pending:
-            results[index] = {"verdict": "SKIPPED", "wall_time_s": 0.0, "detail": ""}
-        return [results[i] for i in range(len(tests))]
+            if pending:
+                kill_strays(keep=self._spare_pids())  # what the last batch's program left running
+                self._top_up()
+            if job.fail_fast and any(r.verdict not in (None, Verdict.PASSED) for r in decided.values()):
+                break
+        for index, _ in pending:
+            results[index] = TestReport(Verdict.SKIPPED, None)
+        return [results[i] for i in range(len(job.tests))]
+
+    def _top_up(self) -> None:
+        while len(self.spares) < SPARES:
+            self.spares.append(fork_spare())
 
     def _clean_up(self) -> str | None:
-        """After a job's reply: leave the container as a new one would be, or say why not.
-
-        Kills every process but a clean waiting spare (a spare forked while this job's
-        program ran could have been tampered with, stopped say, so it goes too), checks that
-        nobody changed the runner's own limits or scheduling, and empties the tmpfs.
-        """
-        if self.spare is not None and self.spare_exposed:
-            self.spare.close()
-            self.spare = None
-        if kill_strays(keep=self.spare.pid if self.spare else None, wait=True):
+        """After a job's reply: leave the container as a new one would be, or say why not."""
+        if kill_strays(keep=self._spare_pids(), wait=True):
             return "stray_processes"
         if fingerprint() != self.fingerprint:
             return "runner_tampered"
+        if ipc_objects():
+            return "ipc_objects_left"
         if wipe_work_dirs():
             return "work_dirs_not_empty"
         return None
 
+    def _answer(self, frame: dict[str, Any]) -> Result:
+        self.job_id = frame.get("id")
+        tests_fd = self.channel.copy_to_memfd(int(frame.get("judge_bytes", 0)))
+        try:
+            job = Job.from_message(frame)
+            return Result(self.job_id, tuple(self.run_job(job, tests_fd)))
+        except Cancelled:
+            return Result(self.job_id, cancelled=True)
+        except Exception as exc:  # a runner bug: reported as an infrastructure fault
+            return Result(self.job_id, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            os.close(tests_fd)
+
     def serve(self) -> int:
-        self.spare = fork_spare()
+        self._top_up()
         self.channel.send({"type": "hello", "pid": os.getpid(), "python": sys.version.split()[0]})
         while True:
             frame = self.channel.receive()
@@ -362,21 +563,14 @@ class Runner:
                 return 0
             if frame.get("type") != "job":
                 continue  # a cancel for a job already finished
-            reply: dict[str, Any] = {"type": "result", "id": frame.get("id")}
-            try:
-                reply["tests"] = self.run_job(frame)
-            except Cancelled:
-                reply["cancelled"] = True
-            except Exception as exc:  # a runner bug: reported as an infrastructure fault
-                reply["error"] = f"{type(exc).__name__}: {exc}"
+            result = self._answer(frame)
             self.jobs += 1
-            reply["health"] = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
+            health = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
             if self.channel.closed:
                 return 0
-            self.channel.send(reply)
-            # Off the critical path: the host is busy with the reply meanwhile. The next job is
-            # not read before this is done, so it never lands on a dirty container: if the
-            # container cannot be made clean, the runner says so and exits.
+            self.channel.send(Result(result.job_id, result.tests, result.cancelled, result.error, health).to_message())
+            # Off the critical path: the host is busy with the reply meanwhile. The host sends
+            # no job before `ready`, so a job never lands on a dirty container.
             problem = self._clean_up()
             if problem is not None:
                 self.channel.send({"type": "retire", "reason": problem})
@@ -386,8 +580,8 @@ class Runner:
                 gc.unfreeze()
                 gc.collect()
                 gc.freeze()
-            if self.spare is None:
-                self.spare, self.spare_exposed = fork_spare(), False
+            self._top_up()
+            self.channel.send({"type": "ready", "id": result.job_id})
 
 
 def _set_non_dumpable() -> None:
@@ -417,6 +611,9 @@ def _prepare_process() -> None:
 def main() -> int:
     if os.getpid() != 1:  # kill(-1, SIGKILL) anywhere but in its own PID namespace is a disaster
         print("runner: refusing to start: it must be PID 1 of a sandbox container", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("runner: refusing to start: it must run as root (it drops to other uids for the program and the judge)", file=sys.stderr)
         return 2
     _set_non_dumpable()
     chan_in, chan_out = os.dup(0), os.dup(1)

@@ -1,16 +1,18 @@
 """Test processes and the container's clean-up. Stdlib only; runs inside the container.
 
-A test process is forked from the runner *before* its test is known (a "spare"), so the
-fork, the most expensive step here, happens while the previous test runs or while the host
-is busy with the previous reply, not between receiving a test and starting it.
-The spare isolates itself (new session, its own pipes on fds 0-3, every other descriptor
-closed, `oom_score_adj` 1000), then blocks on a private pipe for its order: marshalled code
-objects and the job's limits. Having been forked before the job arrived, it inherits no part
-of it beyond what the order carries.
+A test process is forked from the runner (root) *before* its test is known (a "spare"), so
+the fork, the most expensive step here, happens while the previous test runs or while the
+host is busy with the previous reply. The spare isolates itself (new session, its own pipes
+on fds 0-3, every other descriptor closed), then blocks on a private socket for its order:
+its role (the program or the judge), marshalled code objects, limits, and, passed with the
+order, its end of the socket between the two. Only then does it drop root for its role's
+uid: a spare cannot be signalled or stopped by any program, and the program's process and
+the judge's run under different uids.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import linecache
 import marshal
@@ -18,65 +20,78 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import harness
+from . import judge, program
+from .protocol import JUDGE_UID, PROGRAM_UID
 
 JOB_DIR = "/tmp/job"
+JUDGE_DIR = "/tmp/judge"
 WORK_ROOTS = ("/tmp", "/dev/shm")
 OPEN_FILES_LIMIT = 256
 ORDER_FD = 4
+PEER_FD = 5
+TESTS_FD = 6  # the judge's: a memfd with the tests' code, which the runner never reads
+SYSV_IPC = ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")
+PR_SET_DUMPABLE = 4
 
 
 class SpareLost(Exception):
-    """The spare process died before it got its order (only a previous job could do that)."""
+    """The spare process died before it got its order."""
 
 
 @dataclass
 class Spare:
     pid: int
     exit_fd: int  # readable once the process has ended (a pidfd, or the shared SIGCHLD pipe)
-    order: int  # write end of the order pipe
+    order: socket.socket | None  # the runner's end of the order socket
     stdin: int  # memfd shared (same offset) with the spare's fd 0
     stdout: int
     stderr: int
-    result: int
+    report: int
 
     def close_order_side(self) -> None:
         """Close the runner's ends used to give the order (once: the numbers get reused)."""
-        for fd in (self.order, self.stdin):
-            if fd >= 0:
-                os.close(fd)
-        self.order = self.stdin = -1
+        if self.order is not None:
+            self.order.close()
+        if self.stdin >= 0:
+            os.close(self.stdin)
+        self.order, self.stdin = None, -1
 
     def close(self) -> None:
         self.close_order_side()
         if self.exit_fd != _sigchld_fd:
             os.close(self.exit_fd)
-        for fd in (self.stdout, self.stderr, self.result):
-            os.close(fd)
+        for fd in (self.stdout, self.stderr, self.report):
+            if fd >= 0:
+                os.close(fd)
+        self.stdout = self.stderr = self.report = -1
 
 
 def fork_spare() -> Spare:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    order_r, order_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    order_runner, order_spare = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     stdin = os.memfd_create("stdin")
     try:
         pid = _fork()
     except OSError:
-        for fd in (out_r, out_w, err_r, err_w, res_r, res_w, order_r, order_w, stdin):
+        for fd in (out_r, out_w, err_r, err_w, rep_r, rep_w, stdin):
             os.close(fd)
+        order_runner.close()
+        order_spare.close()
         raise
     if pid == 0:
-        _await_order({0: stdin, 1: out_w, 2: err_w, 3: res_w, ORDER_FD: order_r})
-    for fd in (out_w, err_w, res_w, order_r):
+        _await_order({0: stdin, 1: out_w, 2: err_w, 3: rep_w, ORDER_FD: order_spare.fileno()})
+    for fd in (out_w, err_w, rep_w):
         os.close(fd)
-    return Spare(pid, _exit_fd(pid), order_w, stdin, out_r, err_r, res_r)
+    order_spare.close()
+    return Spare(pid, _exit_fd(pid), order_runner, stdin, out_r, err_r, rep_r)
 
 
 _sigchld_fd = -1
@@ -107,12 +122,23 @@ def poll_exit(spare: Spare) -> tuple[int, float] | None:
                 pass
         except BlockingIOError:
             pass
-        pid, status, usage = os.wait4(spare.pid, os.WNOHANG)
-        if pid == 0:
-            return None
-    else:
-        _, status, usage = os.wait4(spare.pid, 0)
+    pid, status, usage = os.wait4(spare.pid, os.WNOHANG)
+    if pid == 0:
+        return None
     return status, usage.ru_utime + usage.ru_stime
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) of a live process; 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _fork(attempts: int = 100) -> int:
@@ -127,14 +153,21 @@ def _fork(attempts: int = 100) -> int:
     return os.fork()
 
 
-def give_order(spare: Spare, order: dict[str, Any], stdin: bytes) -> None:
-    """Hand the spare its test. `order` holds code objects, sources, limits (see `_await_order`)."""
+def give_order(spare: Spare, order: dict[str, Any], stdin: bytes = b"", fds: tuple[int, ...] = (), timeout_s: float = 5.0) -> None:
+    """Hand the spare its order (see `_await_order`) and the descriptors that go with it: its
+    end of the judge ↔ program socket, and for the judge the memfd holding the tests."""
+    assert spare.order is not None
     try:
         if stdin:
             _write_all(spare.stdin, stdin)
             os.lseek(spare.stdin, 0, os.SEEK_SET)
-        _write_all(spare.order, marshal.dumps(order))
-    except (BrokenPipeError, ProcessLookupError) as exc:
+        spare.order.settimeout(timeout_s)
+        if fds:
+            socket.send_fds(spare.order, [b"\0"], list(fds))
+        else:
+            spare.order.sendall(b"\0")
+        spare.order.sendall(marshal.dumps(order))
+    except (OSError, ProcessLookupError) as exc:
         raise SpareLost(str(exc)) from exc
     finally:
         spare.close_order_side()
@@ -146,8 +179,25 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+PR_CAPBSET_DROP = 24
+CAP_LAST = 63
+
+
+def _drop_to(uid: int, dumpable: bool) -> None:
+    """Become `uid` with no capability left, none in the bounding set either (so nothing it
+    executes can ever regain one), and no supplementary groups."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(CAP_LAST + 1):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the kernel's last: ignored
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    libc.prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0)
+
+
 def _await_order(fds: dict[int, int]) -> None:
-    """In the forked process: isolate, wait for the order, run the test. Never returns.
+    """In the forked process: isolate, wait for the order, become the program or the judge.
+    Never returns.
 
     Kept short on purpose: every object touched after a fork costs a copy-on-write page
     fault. What can be set once (environment, stdio objects, file-size, descriptor and core
@@ -155,28 +205,42 @@ def _await_order(fds: dict[int, int]) -> None:
     """
     try:
         os.setsid()
-        high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, ORDER_FD + 1) for target, fd in fds.items()}
+        high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, PEER_FD + 1) for target, fd in fds.items()}
         for target, fd in high.items():  # via high copies: a source may sit on a target number
             os.dup2(fd, target)
-        os.closerange(ORDER_FD + 1, OPEN_FILES_LIMIT)
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")
-        except OSError:
-            pass
-        chunks = []
-        while chunk := os.read(ORDER_FD, 1 << 20):
-            chunks.append(chunk)
-        os.close(ORDER_FD)
-        if not chunks:
+        os.closerange(PEER_FD, OPEN_FILES_LIMIT)
+        order_sock = socket.socket(fileno=ORDER_FD)
+        start, passed, _, _ = socket.recv_fds(order_sock, 1, 2)
+        if not start:
             os._exit(0)  # the runner discarded this spare
+        for target, fd in zip((PEER_FD, TESTS_FD), passed):
+            if fd != target:
+                os.dup2(fd, target)
+                os.close(fd)
+        chunks = []
+        while chunk := order_sock.recv(1 << 20):
+            chunks.append(chunk)
+        order_sock.close()
         order = marshal.loads(b"".join(chunks))
+        if order["role"] == "judge":
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+            os.chdir(JUDGE_DIR)
+            _drop_to(JUDGE_UID, dumpable=False)
+            judge.Judge(order, 3, PEER_FD, TESTS_FD).run()
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
         resource.setrlimit(resource.RLIMIT_CPU, (order["cpu_s"], order["cpu_s"] + 1))
         resource.setrlimit(resource.RLIMIT_AS, (order["address_space"], order["address_space"]))
         os.chdir(JOB_DIR)
+        _drop_to(PROGRAM_UID, dumpable=True)
         for filename, source in order["sources"].items():
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        harness.run(order["tests"], 3, order["program"], order["setup"], order["entry_point"])
+        if order["role"] == "main":
+            program.run_main(order["program"], order["setup"], 3)
+        program.Server(PEER_FD, order["program"], order["setup"]).serve()
     finally:
         os._exit(70)
 
@@ -197,9 +261,9 @@ def _reap() -> None:
             return
 
 
-def kill_strays(keep: int | None = None, deadline_s: float = 1.0, wait: bool = False) -> int:
+def kill_strays(keep: frozenset[int] = frozenset(), deadline_s: float = 1.0, wait: bool = False) -> int:
     """Kill every process in this PID namespace but the runner (and `keep`, the waiting
-    spare); return how many could not be killed before the deadline.
+    spares); return how many could not be killed before the deadline.
 
     Only safe as PID 1 of a PID namespace: there `kill(-1)` reaches exactly the container.
     A process that has been sent SIGKILL never runs user code again, so it need not be
@@ -210,9 +274,9 @@ def kill_strays(keep: int | None = None, deadline_s: float = 1.0, wait: bool = F
     path, so that no trace of a job is visible to the next.
     """
     end = time.monotonic() + deadline_s
-    targets = {pid for pid in other_pids() if pid != keep}
+    targets = {pid for pid in other_pids() if pid not in keep}
     while targets:
-        if keep is None:
+        if not keep:
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
@@ -225,11 +289,11 @@ def kill_strays(keep: int | None = None, deadline_s: float = 1.0, wait: bool = F
                     pass
         _reap()
         killed = targets
-        targets = {pid for pid in other_pids() if pid != keep} - killed
+        targets = {pid for pid in other_pids() if pid not in keep} - killed
         if targets and time.monotonic() > end:
             return len(targets)
     while wait:
-        left = [pid for pid in other_pids() if pid != keep]
+        left = [pid for pid in other_pids() if pid not in keep]
         if not left:
             break
         if time.monotonic() > end:
@@ -265,6 +329,28 @@ def wipe_work_dirs() -> list[str]:
                 print(f"runner: could not remove {path}: {exc}", file=sys.stderr)
                 stuck.append(path)
     return stuck
+
+
+def make_work_dirs() -> None:
+    """The job's working directories: the program's and the judge's, each its uid's alone."""
+    for path, uid in ((JOB_DIR, PROGRAM_UID), (JUDGE_DIR, JUDGE_UID)):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o700)
+
+
+def ipc_objects() -> int:
+    """System V shared memory segments, message queues and semaphore sets alive in this
+    container's IPC namespace (the container's sysctls make them impossible to create; a
+    job that left one behind anyway retires its container)."""
+    count = 0
+    for path in SYSV_IPC:
+        try:
+            with open(path) as f:
+                count += max(0, len(f.read().splitlines()) - 1)  # after the header line
+        except OSError:
+            continue
+    return count
 
 
 def oom_kills() -> int:

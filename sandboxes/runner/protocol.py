@@ -1,0 +1,225 @@
+"""The host ↔ runner protocol, written down once. Stdlib only: the host (`sandboxes/`) and the
+runner inside the container (`sandboxes/runner/`) both import it.
+
+Framing: every message is a 4-byte big-endian length, then that many bytes of UTF-8 JSON
+holding one object with a `type`. The host writes frames to the container's stdin (its
+attach stream); the runner answers on its stdout. The same framing carries the judge ↔
+program calls inside the container (`judge.py`, `program.py`).
+
+Conversation: the runner says `hello` once; then for each `job` it answers exactly one
+`result` (or `result` with `cancelled` after a `cancel`), and after the result, once the
+container is clean again, either `ready` (the next job may come) or `retire` (it exits). The
+host hands a container to the next job only after `ready`, so a job never races a retiring
+runner.
+
+The timeout rule: a test's limit is CPU time (`time_limit_s`, of the program's process);
+its wall clock is capped at `WALL_FACTOR` times that plus `WALL_SLACK_S`, so that a verdict
+does not depend on how busy the machine is, while a program that sleeps still ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 256 * 1024 * 1024
+
+# Wall-clock cap of one test: WALL_FACTOR × its CPU-time limit + WALL_SLACK_S. Judges people
+# trust do the same (a CPU limit, a wall limit a few times larger): on 2 cores with 4 busy
+# sandboxes a CPU-bound test gets about half a core, so 3× leaves room for worse than that.
+WALL_FACTOR = 3.0
+WALL_SLACK_S = 1.0
+
+# uids and gids inside the container. The runner (PID 1) is root with a handful of
+# capabilities; the program and the judge each run under their own unprivileged uid, so that
+# the program can neither signal, trace nor read the memory of the judge or the runner.
+PROGRAM_UID = 10001
+JUDGE_UID = 10002
+
+
+def wall_cap_s(time_limit_s: float) -> float:
+    return WALL_FACTOR * time_limit_s + WALL_SLACK_S
+
+
+def job_deadline_s(n_tests: int, time_limit_s: float, grace_s: float) -> float:
+    """How long the host waits for a job's result before calling its container unresponsive."""
+    return n_tests * (wall_cap_s(time_limit_s) + 0.5) + grace_s
+
+
+class Verdict(enum.Enum):
+    """Outcome of one test, or of one program (its worst test)."""
+
+    PASSED = "PASSED"
+    FAILED = "FAILED"  # assertion failed or wrong output
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+    SYNTAX_ERROR = "SYNTAX_ERROR"
+    TIMEOUT = "TIMEOUT"
+    MEMORY_LIMIT = "MEMORY_LIMIT"
+    OUTPUT_LIMIT = "OUTPUT_LIMIT"
+    SKIPPED = "SKIPPED"  # not run because an earlier test failed and fail_fast was set
+    SANDBOX_ERROR = "SANDBOX_ERROR"  # infrastructure fault: never the program's fault
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message).encode()
+    return HEADER.pack(len(data)) + data
+
+
+class FrameBuffer:
+    """Accumulates bytes and yields complete frames. Raises ValueError on a bad frame."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.data = bytearray()
+        self.max_frame = max_frame
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        self.data += chunk
+        frames = []
+        while len(self.data) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self.data)
+            if size > self.max_frame:
+                raise ValueError(f"frame of {size} bytes exceeds {self.max_frame}")
+            if len(self.data) < HEADER.size + size:
+                break
+            frame = json.loads(bytes(self.data[HEADER.size : HEADER.size + size]))
+            del self.data[: HEADER.size + size]
+            if not isinstance(frame, dict):
+                raise ValueError("a frame must hold a JSON object")
+            frames.append(frame)
+        return frames
+
+
+# -- the job ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    time_limit_s: float  # CPU seconds per test (the wall clock is capped by `wall_cap_s`)
+    memory_limit_mb: int
+    output_limit_bytes: int
+
+
+@dataclass(frozen=True)
+class JobTest:
+    """One test as the runner sees it. Expected outputs of `io` and `call` tests never enter
+    the container: the host compares them. `code` is an assert test's statements (run by the
+    judge, never by the program); `args_json` a call test's typed-JSON argument list."""
+
+    kind: str  # "assert" | "io" | "call"
+    code: str = ""
+    stdin: str = ""
+    args_json: str = "[]"
+
+
+@dataclass(frozen=True)
+class Job:
+    program: str
+    tests: tuple[JobTest, ...]
+    limits: JobLimits
+    setup_code: str = ""
+    entry_point: str = ""
+    program_names: tuple[str, ...] = ()  # names besides the entry point a test may read from the program
+    fail_fast: bool = False
+
+    def to_message(self, job_id: int) -> dict[str, Any]:
+        return {
+            "type": "job",
+            "id": job_id,
+            "program": self.program,
+            "setup_code": self.setup_code,
+            "entry_point": self.entry_point,
+            "program_names": list(self.program_names),
+            "fail_fast": self.fail_fast,
+            "limits": {
+                "time_limit_s": self.limits.time_limit_s,
+                "memory_limit_mb": self.limits.memory_limit_mb,
+                "output_limit_bytes": self.limits.output_limit_bytes,
+            },
+            # The tests' code is not in the frame: it follows it (see `judge_bytes` in container.py).
+            "tests": [{"kind": t.kind, "stdin": t.stdin, "args_json": t.args_json} for t in self.tests],
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Job:
+        limits = message["limits"]
+        return cls(
+            program=str(message["program"]),
+            setup_code=str(message.get("setup_code", "")),
+            entry_point=str(message.get("entry_point", "")),
+            program_names=tuple(str(n) for n in message.get("program_names", ())),
+            fail_fast=bool(message.get("fail_fast", False)),
+            limits=JobLimits(float(limits["time_limit_s"]), int(limits["memory_limit_mb"]), int(limits["output_limit_bytes"])),
+            tests=tuple(
+                JobTest(str(t["kind"]), str(t.get("code", "")), str(t.get("stdin", "")), str(t.get("args_json", "[]")))
+                for t in message["tests"]
+            ),
+        )
+
+
+# -- the result ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """What the runner decided about one test. Exactly one of `verdict` and `output` is set:
+    `output` is the stdout of an `io` test, or the typed-JSON return value of a `call` test,
+    that ran to completion within its limits and still has to be compared on the host."""
+
+    __test__ = False  # not a pytest test class
+
+    verdict: Verdict | None
+    output: str | None = None
+    wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0
+    detail: str = ""
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"wall_time_s": round(self.wall_time_s, 6), "cpu_time_s": round(self.cpu_time_s, 6)}
+        if self.verdict is not None:
+            message["verdict"] = self.verdict.value
+            message["detail"] = self.detail
+        else:
+            message["output"] = self.output
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> TestReport:
+        wall, cpu = float(message.get("wall_time_s", 0.0)), float(message.get("cpu_time_s", 0.0))
+        if "output" in message:
+            return cls(None, str(message["output"]), wall, cpu)
+        return cls(Verdict(message["verdict"]), None, wall, cpu, str(message.get("detail", "")))
+
+
+@dataclass(frozen=True)
+class Result:
+    """The runner's answer to one job: one report per test, or why there are none."""
+
+    job_id: int
+    tests: tuple[TestReport, ...] = ()
+    cancelled: bool = False
+    error: str = ""  # a runner bug: an infrastructure fault, never a verdict
+    health: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "result", "id": self.job_id, "health": self.health}
+        if self.cancelled:
+            message["cancelled"] = True
+        elif self.error:
+            message["error"] = self.error
+        else:
+            message["tests"] = [t.to_message() for t in self.tests]
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Result:
+        return cls(
+            job_id=int(message.get("id", -1)),
+            tests=tuple(TestReport.from_message(t) for t in message.get("tests", ())),
+            cancelled=bool(message.get("cancelled", False)),
+            error=str(message.get("error", "")),
+            health=dict(message.get("health") or {}),
+        )

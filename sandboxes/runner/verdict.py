@@ -1,0 +1,123 @@
+"""The verdict of one test, from what the runner observed and what the judge reported.
+Pure logic, stdlib only: it runs inside the container (in the runner) and in host tests.
+
+The judge reports how a test ended (`judge.py`); the runner adds what only it can see: the
+CPU time of the program's process, its exit status, whether the kernel's OOM killer acted,
+and whether its output passed the cap. Nothing the program writes is read as a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from .protocol import TestReport, Verdict
+
+MAX_DETAIL = 4096
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the runner saw of a test, outside the program's process."""
+
+    wall_time_s: float
+    cpu_time_s: float
+    cpu_limit_s: float
+    wall_limit_s: float
+    output_exceeded: bool = False
+    timed_out: bool = False  # the wall clock ran out while the test was running
+
+
+def _cut(detail: str) -> str:
+    return detail.encode("utf-8", errors="replace")[:MAX_DETAIL].decode("utf-8", errors="ignore")
+
+
+def report(obs: Observed, verdict: Verdict | None, detail: str = "", output: str | None = None) -> TestReport:
+    """A report, with the runner's own observations taking precedence over how the test ended:
+    past the output cap is OUTPUT_LIMIT and past the CPU limit TIMEOUT, whatever it returned."""
+    if obs.output_exceeded:
+        verdict, detail, output = Verdict.OUTPUT_LIMIT, "the program wrote more output than its limit allows", None
+    elif obs.cpu_time_s > obs.cpu_limit_s:
+        verdict, detail, output = Verdict.TIMEOUT, f"CPU time limit exceeded ({obs.cpu_limit_s:g} s)", None
+    elif obs.timed_out:
+        verdict, detail, output = Verdict.TIMEOUT, f"wall-clock limit exceeded ({obs.wall_limit_s:g} s)", None
+    if verdict is None:
+        return TestReport(None, output, obs.wall_time_s, obs.cpu_time_s)
+    return TestReport(verdict, None, obs.wall_time_s, obs.cpu_time_s, _cut(detail))
+
+
+def _tail(data: bytes, limit: int = 1000) -> str:
+    return data.decode("utf-8", errors="replace").strip()[-limit:]
+
+
+def exit_detail(status: int, stderr: bytes) -> str:
+    if os.WIFSIGNALED(status):
+        try:
+            name = signal.Signals(os.WTERMSIG(status)).name
+        except ValueError:
+            name = str(os.WTERMSIG(status))
+        head = f"killed by signal {name}"
+    else:
+        head = f"exited with status {os.WEXITSTATUS(status)}"
+    tail = _tail(stderr)
+    return f"{head}\n{tail}" if tail else head
+
+
+def process_ended(obs: Observed, status: int, oom_killed: bool, stderr: bytes) -> TestReport:
+    """The program's process ended during a test (a crash, an exit, a kill)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return report(obs, Verdict.TIMEOUT, "CPU time limit exceeded")
+        if sig == signal.SIGKILL and oom_killed:
+            return report(obs, Verdict.MEMORY_LIMIT, "killed by the out-of-memory killer")
+    return report(obs, Verdict.RUNTIME_ERROR, "the program's process ended during the test: " + exit_detail(status, stderr))
+
+
+def io_ended(obs: Observed, status: int, oom_killed: bool, stdout: bytes, stderr: bytes, hint: bytes) -> TestReport:
+    """An `io` test's process ended: its output is compared if it exited 0."""
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return report(obs, None, output=stdout.decode("utf-8", errors="replace"))
+    if os.WIFSIGNALED(status):
+        return process_ended(obs, status, oom_killed, stderr)
+    error = _hint(hint)
+    if error.get("type") == "MemoryError":
+        return report(obs, Verdict.MEMORY_LIMIT, _error_text(error))
+    return report(obs, Verdict.RUNTIME_ERROR, _error_text(error) or exit_detail(status, stderr))
+
+
+def _hint(data: bytes) -> dict[str, Any]:
+    """The program's own account of the exception that ended it: text for a detail, nothing more."""
+    try:
+        value = json.loads(data[:65536])
+    except (ValueError, RecursionError):
+        return {}
+    return {k: str(v)[:1000] for k, v in value.items() if k in ("type", "message", "where")} if isinstance(value, dict) else {}
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    return "\n".join(str(error[k]) for k in ("message", "where") if error.get(k))
+
+
+def outcome(obs: Observed, ended: dict[str, Any]) -> TestReport | None:
+    """A test the judge reported on; None when the program's process is gone (the runner then
+    judges from its exit status)."""
+    if "program_gone" in ended:
+        return None
+    if ended.get("passed") is True:
+        return report(obs, Verdict.PASSED)
+    if "value" in ended:
+        return report(obs, None, output=str(ended["value"]))
+    if "failed" in ended:
+        return report(obs, Verdict.FAILED, str(ended["failed"]))
+    if "output_limit" in ended:
+        return report(obs, Verdict.OUTPUT_LIMIT, str(ended["output_limit"]))
+    if isinstance(ended.get("error"), dict):
+        error = ended["error"]
+        if error.get("type") == "MemoryError" and error.get("from_program"):
+            return report(obs, Verdict.MEMORY_LIMIT, str(error.get("message", "")))
+        return report(obs, Verdict.RUNTIME_ERROR, str(error.get("message", "")))
+    return TestReport(Verdict.SANDBOX_ERROR, None, obs.wall_time_s, obs.cpu_time_s, _cut(str(ended.get("judge_error", "malformed judge report"))))
