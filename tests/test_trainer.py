@@ -67,6 +67,10 @@ def test_two_steps_train_log_and_resume_exactly(tiny_model_dir: Path, problems_f
     assert records[0]["step"] == 0 and "eval/pass@1" in records[0] and "eval/pass@1" in steps[-1]
     assert list((tmp_path / "full" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "full" / "training.png").stat().st_size > 1000
+    report = summary.report  # the end-of-run comparison: step 1 vs step 2, held-out step 0 vs step 2
+    assert report is not None and report.reward is not None and report.heldout is not None
+    assert report.reward.first_steps == (1, 1) and report.reward.last_steps == (2, 2) and report.heldout.paired == 3
+    assert report.reward.difference.estimate == pytest.approx(steps[1]["reward"] - steps[0]["reward"])
 
     start, after_one, after_two = (
         weights(tiny_model_dir),

@@ -69,6 +69,8 @@ def train_main(argv: list[str] | None = None) -> int:
         f"grpo-train: done, {summary.steps} steps in {summary.output_dir}; held-out greedy pass@1: {history or 'not evaluated'}",
         file=sys.stderr,
     )
+    for line in summary.report.lines() if summary.report else []:
+        print(f"grpo-train: {line}", file=sys.stderr)
     if summary.plot:
         print(f"grpo-train: plot {summary.plot}", file=sys.stderr)
     return 0

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .report import LearningReport
 
 
 class MetricsLog:
@@ -63,8 +66,9 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_run(metrics_path: Path, out_path: Path) -> Path | None:
-    """Training reward (and its moving average) and held-out pass@1 against the step."""
+def plot_run(metrics_path: Path, out_path: Path, report: LearningReport | None = None) -> Path | None:
+    """Training reward (and its moving average) and held-out pass@1 against the step; with a
+    `report`, the first and last quarters' mean reward and both comparisons with their CIs."""
     try:
         import matplotlib
 
@@ -75,7 +79,7 @@ def plot_run(metrics_path: Path, out_path: Path) -> Path | None:
     records = read_metrics(metrics_path)
     train = [(r["step"], r["reward"]) for r in records if r.get("reward") is not None]
     evals = [(r["step"], r["eval/pass@1"]) for r in records if r.get("eval/pass@1") is not None]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     if train:
         steps, rewards = zip(*train)
         ax.plot(steps, rewards, ".", alpha=0.35, color="tab:blue", label="training reward (per step)")
@@ -85,13 +89,29 @@ def plot_run(metrics_path: Path, out_path: Path) -> Path | None:
     if evals:
         steps, values = zip(*evals)
         ax.plot(steps, values, "o-", color="tab:red", label="held-out greedy pass@1")
+    if report is not None and report.reward is not None:
+        q = report.reward
+        for (start, end), mean, label in ((q.first_steps, q.first, "first"), (q.last_steps, q.last, "last")):
+            ax.axvspan(start - 0.5, end + 0.5, color="tab:blue", alpha=0.08)
+            ax.hlines(mean, start - 0.5, end + 0.5, colors="tab:blue", linestyles="--", label=f"{label} quarter mean {mean:.3f}")
+    notes = "\n".join(_wrap(line) for line in report.lines()) if report is not None else ""
     ax.set_xlabel("step")
     ax.set_ylabel("reward / pass@1")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     ax.set_title(metrics_path.parent.name)
-    fig.tight_layout()
+    if notes:
+        fig.text(0.01, 0.01, notes, va="bottom", ha="left", fontsize=7.5, family="monospace")
+        fig.tight_layout(rect=(0, 0.04 + 0.025 * notes.count("\n"), 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(out_path)
     plt.close(fig)
     return out_path
+
+
+def _wrap(line: str, width: int = 125) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent="    "))

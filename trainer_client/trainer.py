@@ -44,6 +44,7 @@ from .grpo import group_advantages, grpo_loss, sequence_importance_weights
 from .logs import MetricsLog, plot_run
 from .model import load_model, resolve_model
 from .policy import Batch, logprobs_no_grad, make_batch, micro_batches, token_logprobs
+from .report import LearningReport, learning_report
 from .rewards import LocalRewardServer, RewardWorker
 from .sampling import Completion, HFSampler, Sampler
 from .vllm_sampler import vllm_available
@@ -57,6 +58,8 @@ class RunSummary:
     """(step, held-out greedy pass@1)."""
     last_metrics: dict[str, Any] = field(default_factory=dict)
     plot: Path | None = None
+    report: LearningReport | None = None
+    """First vs last quarter's training reward, held-out pass@1 before vs after (with CIs)."""
 
 
 DEFAULT_BAND = (0.1, 0.9)
@@ -278,7 +281,8 @@ class GRPOTrainer:
                         flush=True,
                     )
             summary.steps = self.state.step
-        summary.plot = plot_run(config.output_dir / "metrics.jsonl", config.output_dir / "training.png")
+        summary.report = learning_report(config.output_dir, summary.steps, seed=config.seed)
+        summary.plot = plot_run(config.output_dir / "metrics.jsonl", config.output_dir / "training.png", summary.report)
         return summary
 
     def _eval_metrics(self, step: int, summary: RunSummary) -> dict[str, Any]:
