@@ -276,7 +276,12 @@ class GRPOTrainer:
                 if not self.progress:
                     print(
                         f"grpo-train: step {step}/{config.max_steps} reward {reward} zero-std {metrics['frac_reward_zero_std']:.2f} "
-                        f"loss {metrics['loss']:.4f} {metrics['time/step']:.1f} s",
+                        + (
+                            f"kept {metrics['dynamic_sampling/groups_kept']}/{metrics['dynamic_sampling/groups_sampled']} groups "
+                            if config.dynamic_sampling
+                            else ""
+                        )
+                        + f"loss {metrics['loss']:.4f} {metrics['time/step']:.1f} s",
                         file=sys.stderr,
                         flush=True,
                     )
