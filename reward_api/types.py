@@ -7,13 +7,14 @@ package (grpcio + protobuf), never Docker or the server.
 from __future__ import annotations
 
 import enum
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
+
+from . import codec
 
 
 class Verdict(enum.Enum):
@@ -98,7 +99,9 @@ def io_test(stdin: str, expected_stdout: str) -> pb.TestCase:
 
 
 def call_test(args: Sequence[Any], expected: Any) -> pb.TestCase:
-    return pb.TestCase(call=pb.CallTest(args_json=json.dumps(list(args)), expected_json=json.dumps(expected)))
+    """`entry_point(*args) == expected`, in typed JSON: tuples, sets, dicts with any keys,
+    bytes, Fraction, Decimal, complex, named tuples and dataclasses keep their types."""
+    return pb.TestCase(call=pb.CallTest(args_json=codec.dumps(list(args)), expected_json=codec.dumps(expected)))
 
 
 def make_problem(
@@ -107,6 +110,7 @@ def make_problem(
     *,
     entry_point: str = "",
     setup_code: str = "",
+    program_names: Sequence[str] = (),
     time_limit_s: float = 0.0,
     memory_limit_mb: int = 0,
     output_limit_bytes: int = 0,
@@ -117,6 +121,7 @@ def make_problem(
         setup_code=setup_code,
         tests=list(tests),
         entry_point=entry_point,
+        program_names=list(program_names),
         limits=pb.Limits(time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, output_limit_bytes=output_limit_bytes),
     )
 

@@ -22,6 +22,7 @@ def to_problem(msg: pb.Problem) -> Problem:
         tests=tuple(tests),
         setup_code=msg.setup_code,
         entry_point=msg.entry_point,
+        program_names=tuple(msg.program_names),
         language=msg.language or "python",
         limits=limits,
     )

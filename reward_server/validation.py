@@ -7,16 +7,19 @@ Every error names the field (with its index) and the limit, e.g.
 from __future__ import annotations
 
 import functools
-import json
 import keyword
 
 from codereward.v1 import reward_pb2 as pb
+from reward_api import codec
 from sandboxes.config import SandboxConfig
 
 from .config import ServerConfig
 from .errors import InvalidRequest
 
 LANGUAGES = ("", "python")
+
+
+MAX_PROGRAM_NAMES = 64
 
 
 def _size(field: str, text: str, limit: int) -> None:
@@ -68,11 +71,9 @@ def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str)
 
 def _json(field: str, text: str) -> object:
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"{field}: not JSON ({exc})") from None
-    except RecursionError:  # `[[[[...]]]]` within the size limit: found by the bad-input tests (was INTERNAL)
-        raise InvalidRequest(f"{field}: nested too deeply for a JSON value") from None
+        return codec.loads(text)
+    except codec.CodecError as exc:  # not JSON, nested too deeply, or a bad `$` tag
+        raise InvalidRequest(f"{field}: {exc}") from None
 
 
 def _limits(limits: pb.Limits, sandbox: SandboxConfig) -> None:
@@ -102,6 +103,11 @@ def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxCon
         raise InvalidRequest(f"problem.tests: {len(problem.tests)} tests exceed the limit of {config.max_tests}")
     if problem.entry_point and (not problem.entry_point.isidentifier() or keyword.iskeyword(problem.entry_point)):
         raise InvalidRequest(f"problem.entry_point: {problem.entry_point!r} is not a Python identifier (a function name, not a keyword)")
+    if len(problem.program_names) > MAX_PROGRAM_NAMES:
+        raise InvalidRequest(f"problem.program_names: {len(problem.program_names)} names exceed the limit of {MAX_PROGRAM_NAMES}")
+    for index, name in enumerate(problem.program_names):
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise InvalidRequest(f"problem.program_names[{index}]: {name!r} is not a Python identifier")
     _no_nul("problem.setup_code", problem.setup_code)
     _size("problem.setup_code", problem.setup_code, config.max_setup_bytes)
     if problem.setup_code:

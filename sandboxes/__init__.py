@@ -8,54 +8,73 @@ Threat model
 
 The programs are written by a policy that is *rewarded for passing*. Expect accidents
 (infinite loops, memory blow-ups, fork storms, floods of output) and reward hacks (early
-`exit(0)`, printed fake results, writes to inherited descriptors, always-equal objects,
-background processes that tamper with later jobs, files left for the next job, reading the
-expected answers out of memory).
+`exit(0)`, printed or forged reports, always-equal objects, shadowed builtins and helpers,
+background processes that tamper with later jobs, files or IPC objects left for the next
+job, reading the expected answers out of memory, values that crash the judge or the host).
 
-Covered, each by an adversarial test in `tests/test_sandbox_attacks.py`:
+What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
+`tests/test_trusted_judging.py`, `tests/test_pool.py`):
 
 - Containment, per container: no network (no interface but loopback), read-only root file
   system, one size-limited `noexec` tmpfs (/tmp) as the only writable place, no /dev/shm
-  (`ipc=none`), all capabilities dropped, `no-new-privileges`, Docker's default seccomp
-  profile, non-root uid 10001, pids limit (fork bombs), memory limit with swap equal to
-  memory, CPU quota, nofile/fsize/core ulimits, a clean environment, nothing of the host
-  mounted, no container log written to disk.
-- Per program, in the runner (PID 1 of the container): a fresh forked process with its own
-  session, pipes and working directory, every other descriptor closed. Its `assert` and
-  `call` tests run in it one after the other, each in a fresh namespace where setup_code and
-  the program run again; a test that crashes, exits or hangs ends that process, gets its own
-  verdict, and the remaining tests continue in a new process (`io` tests get one each).
-  Per-test wall-clock limit (SIGKILL), CPU-time limit (RLIMIT_CPU), address-space limit
-  (RLIMIT_AS), output caps on stdout, stderr and the report pipe; every other process in the
-  container killed after each process and the tmpfs emptied after each job, so nothing
-  survives into the next job. (State a test leaves outside the program's namespace, in an
-  imported module say, is seen by the program's later tests: never by another program.)
-- Verdicts are decided outside the untrusted process. The test process reports through a
-  private pipe with a per-test nonce; a process that ends without that report (exit(0),
-  os._exit(0), a thread that exits, a crash) has not passed. `io` and `call` outputs are
-  compared on the host: expected outputs never enter the sandbox, so a program cannot find
-  them in memory. In `assert` tests, every operand of a comparison must be plain data
-  (built-in types, or stdlib classes whose comparison methods are unchanged since before
-  the program ran), which defeats always-equal objects.
-- The runner is non-dumpable (no ptrace, no /proc/1/mem), ignores signals from programs
-  (PID 1 without handlers), and checks after each job that nobody changed its rlimits,
-  priority, scheduling or CPU affinity (allowed between processes of one uid): a container
-  whose runner was tampered with, or that has stray processes, is replaced.
-- Infrastructure faults (a container killed, Docker unreachable, a silent runner) are never
-  verdicts about the program: the job is re-run once elsewhere, else SANDBOX_ERROR, which
-  carries no reward.
+  (`ipc=none`), System V IPC and POSIX message queues impossible (namespaced sysctls at 0),
+  Docker's default seccomp profile, `no-new-privileges`, all capabilities dropped but the
+  seven the runner needs (SETUID, SETGID, SETPCAP, KILL, CHOWN, FOWNER, DAC_OVERRIDE), pids
+  limit (fork bombs), memory limit with swap equal to memory, CPU quota, nofile/fsize/core
+  ulimits, a clean environment, nothing of the host mounted, no container log on disk.
+- Three principals per container: the runner (PID 1, root with those capabilities), the
+  judge (uid 10002) and the program (uid 10001). Each process is forked from the runner as
+  root and drops to its uid with no capability left, bounding set included, once it has its
+  order. So the program can neither signal, stop, trace, `prlimit` nor read the memory of the
+  judge, the runner or a waiting spare; the judge and the runner are not dumpable.
+- Trusted judging. Assert tests run in the judge, never in the program's process: setup code
+  runs in both (the program may rely on it), test code only in the judge. The judge reaches
+  the program's functions over a socket carrying typed JSON (`runner/codec.py`), decoded by
+  trusted code into plain values (tuples, sets, dicts with any keys, bytes, Fraction,
+  Decimal, complex, and dataclasses and named tuples as trusted records); anything else stays
+  in the program's process as an opaque reference, equal only to itself. So an always-equal
+  object, a proxy, a subclass with its own `__eq__`, a forged report or a patched `json` is a
+  wrong answer. The names a test reads come from the test, the setup code (HumanEval's
+  helpers go there), builtins and the standard library; only the entry point and the
+  problem's `program_names` come from the program (a problem naming neither, MBPP's format,
+  gets the other free names from it). The program's exceptions are re-raised in the judge as
+  builtin classes of the same name, so `except ValueError` works in a test.
+- Expected values never enter a process the program can read: `io` and `call` outputs are
+  compared on the host; assert tests' code reaches the judge in a memfd that the runner fills
+  and the judge's texts (which quote the test) leave in another, both copied through one
+  small buffer that the runner zeroes, so the runner's heap, which every program process
+  inherits, never holds them (`test_the_expected_value_is_nowhere_in_the_programs_reach`).
+- Limits per test: CPU time of the program's process (every thread, read from /proc by the
+  runner; RLIMIT_CPU as a backstop), a wall-clock cap of `protocol.WALL_FACTOR` × the limit
+  + `WALL_SLACK_S` (3× + 1 s), address space (RLIMIT_AS), output caps on stdout, stderr and
+  the reply to the judge. A verdict does not depend on load: CPU time does not grow while a
+  process waits for a core.
+- Verdicts are the runner's, from what it sees itself (CPU time, exit status, the OOM
+  killer's count, output against the caps) and the judge's report; nothing the program
+  writes is read as a verdict. A process that exits, even with status 0, during a test has
+  not passed. Comparisons never raise on any value (`sandboxes/compare.py`); an expected
+  integer matches only that integer.
+- Between jobs the runner kills every process but the judge and its spare (`kill(-1)` from
+  PID 1 reaches exactly the container), wipes the tmpfs, checks that no IPC object and no
+  change to its own rlimits, priority, scheduling or affinity is left, and says `ready`; the
+  host gives a container a job only after `ready`. A container that cannot be made clean
+  retires and is replaced.
+- Infrastructure faults (a container killed, Docker unreachable, a silent runner, a judge
+  that dies) are never verdicts about the program: the job is re-run once elsewhere, else
+  SANDBOX_ERROR, which carries no reward. No trick of a program's gets SANDBOX_ERROR.
 
-Not covered:
+What does not hold:
 
 - A kernel exploit through the container boundary. The `runsc` runtime (gVisor) interposes
   its own kernel; it is experimental here (see README: a fork bomb kills the gVisor sandbox,
   which the pool reports as SANDBOX_ERROR and replaces).
-- In `assert` tests the program's functions run in the same process as the test code, so a
-  program written against this runner's internals could inspect the calling frame or forge
-  the harness's report (it can read the nonce from its own memory). Generic hacks are
-  covered; a targeted one is not. `call` and `io` tests do not have this weakness: their
-  verdict is computed outside, from outputs the program cannot fake without knowing the
-  expected answer.
+- A program's later tests in one batch share its process: state it leaves (a thread, a
+  patched module) is seen by its own later tests, never by another program's.
+- CPU time spent in child processes the program starts is not counted until they end (they
+  are killed at the end of the test): such work is bounded by the wall-clock cap instead.
+- A test that passes its own mutable arguments sees the program's in-place changes (as in
+  plain Python): a test that computes its expected value from an argument after the call
+  can be fooled by a program that rewrites that argument. Write tests that don't.
 """
 
 from .config import SandboxConfig

@@ -183,6 +183,7 @@ class Sandbox:
 
     async def _read_loop(self) -> None:
         buffer = bytearray()
+        awaiting: tuple[dict[str, Any], int] | None = None  # a frame waiting for the raw bytes after it
         try:
             while True:
                 stream, size = MUX_HEADER.unpack(await self._reader.readexactly(MUX_HEADER.size))
@@ -191,12 +192,28 @@ class Sandbox:
                     self._stderr.append(payload)
                     continue
                 buffer += payload
-                while len(buffer) >= FRAME_HEADER.size:
+                while True:
+                    if awaiting is not None:
+                        frame, extra = awaiting
+                        if len(buffer) < extra:
+                            break
+                        frame["details"] = bytes(buffer[:extra])
+                        del buffer[:extra]
+                        awaiting = None
+                        self._dispatch(frame)
+                        continue
+                    if len(buffer) < FRAME_HEADER.size:
+                        break
                     (length,) = FRAME_HEADER.unpack_from(buffer)
                     if len(buffer) < FRAME_HEADER.size + length:
                         break
-                    self._dispatch(json.loads(buffer[FRAME_HEADER.size : FRAME_HEADER.size + length]))
+                    frame = json.loads(buffer[FRAME_HEADER.size : FRAME_HEADER.size + length])
                     del buffer[: FRAME_HEADER.size + length]
+                    extra = int(frame.get("detail_bytes", 0)) if isinstance(frame, dict) else 0
+                    if extra > 0:
+                        awaiting = (frame, extra)
+                    else:
+                        self._dispatch(frame)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError) as exc:
             reason = f"sandbox {self.id} channel closed ({type(exc).__name__}); runner stderr: {self.stderr_tail()!r}"
         except asyncio.CancelledError:
@@ -271,7 +288,8 @@ class Sandbox:
         message["judge_bytes"] = len(judge_part)
         await self._send(message, judge_part)
         try:
-            return Result.from_message(await asyncio.wait_for(asyncio.shield(future), timeout_s))
+            message = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            return Result.from_message(message, message.pop("details", b""))
         except TimeoutError:
             raise SandboxFault(f"sandbox {self.id}: no answer within {timeout_s:.1f}s") from None
 

@@ -83,8 +83,8 @@ def _context() -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(DOCKERFILE, arcname="Dockerfile")
-        for path in _runner_files():
-            tar.add(path, arcname=f"runner/{path.name}")
+        for path in _runner_files():  # codec.py is a link to reward_api/codec.py: its content goes in
+            tar.add(path.resolve(), arcname=f"runner/{path.name}")
     buffer.seek(0)
     return buffer
 
@@ -107,6 +107,7 @@ def ensure_image(client: docker.DockerClient, base_image: str | None = None, mir
         rm=True,
         forcerm=True,
         pull=False,
+        network_mode="none",  # nothing is fetched; and no bridge network is needed
         labels={"codereward.image": "sandbox-python"},
     )
     return tag

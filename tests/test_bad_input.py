@@ -139,8 +139,8 @@ ANSWERED = {
     ),
     "tiny time limit": (make_problem("p", [assert_test("while True:\n    pass")], time_limit_s=1e-6), "x = 1\n", {Verdict.TIMEOUT}),
     "one megabyte of memory": (
-        make_problem("p", [assert_test("x = bytearray(10 << 20)")], memory_limit_mb=1),
-        "x = 1\n",
+        make_problem("p", [assert_test("pass")], memory_limit_mb=1),
+        "x = bytearray(10 << 20)\n",
         {Verdict.MEMORY_LIMIT, Verdict.RUNTIME_ERROR},
     ),
     "one byte of output": (make_problem("p", [io_test("", "hello\n")], output_limit_bytes=1), "print('hello')\n", {Verdict.OUTPUT_LIMIT}),

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 

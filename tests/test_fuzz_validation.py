@@ -113,7 +113,7 @@ def test_validation_accepts_or_names_a_field_and_what_it_accepts_becomes_a_job(r
     assert math.isfinite(limits.time_limit_s) and limits.time_limit_s > 0
     to_mode(request.mode)
     for completion in request.completions:
-        json.dumps(build_job(problem, completion.code, limits, request.fail_fast))
+        json.dumps(build_job(problem, completion.code, limits, request.fail_fast).to_message(1))
 
 
 def skeleton(**problem: object) -> pb.ScoreRequest:

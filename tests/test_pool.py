@@ -3,11 +3,10 @@ cancellation, orphans. Real containers throughout."""
 
 from __future__ import annotations
 
-import textwrap
-
 import asyncio
 import dataclasses
 import json
+import textwrap
 
 import docker
 import pytest
@@ -22,7 +21,17 @@ pytestmark = pytest.mark.docker
 
 # Processes started before this test's own (the runner, PID 1, aside). Newer ones are the
 # runner's spare for the next test.
-OLDER_PROCESSES = "import os\ndef others():\n    return [p for p in os.listdir('/proc') if p.isdigit() and 1 < int(p) < os.getpid()]\n"
+# Processes of the program's uid older than this one (the judge, older still, has its own uid).
+OLDER_PROCESSES = (
+    "import os\n"
+    "def uid(pid):\n"
+    "    try:\n"
+    "        return int(next(l for l in open(f'/proc/{pid}/status') if l.startswith('Uid:')).split()[1])\n"
+    "    except OSError:\n"
+    "        return -1\n"
+    "def others():\n"
+    "    return [p for p in os.listdir('/proc') if p.isdigit() and 1 < int(p) < os.getpid() and uid(p) == os.getuid()]\n"
+)
 
 
 class Recorder(PoolListener):

@@ -74,20 +74,22 @@ class TestCase(_message.Message):
     def __init__(self, assert_code: _Optional[str] = ..., io: _Optional[_Union[IoTest, _Mapping]] = ..., call: _Optional[_Union[CallTest, _Mapping]] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits")
+    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits", "program_names")
     ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SETUP_CODE_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
     ENTRY_POINT_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_NAMES_FIELD_NUMBER: _ClassVar[int]
     id: str
     language: str
     setup_code: str
     tests: _containers.RepeatedCompositeFieldContainer[TestCase]
     entry_point: str
     limits: Limits
-    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    program_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., program_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Completion(_message.Message):
     __slots__ = ("id", "code")

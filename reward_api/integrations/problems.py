@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
-from reward_api.extract import extract_code
+from reward_api import codec
+from reward_api.extract import extract_code, prompt_setup
 from reward_api.types import assert_test, call_test, io_test, make_problem
 
 SCORING_MODES = ("ALL_OR_NOTHING", "FRACTION")
@@ -85,15 +86,27 @@ def problem_from_spec(spec: Any, *, field: str = "ground_truth") -> tuple[pb.Pro
     if spec.get("tests") is None:
         raise ValueError(f"{field}: missing `tests` (keys: {sorted(spec)})")
     entry_point = str(spec.get("entry_point") or "")
+    prefix = str(spec.get("prompt_prefix") or "")
+    tests = parse_tests(spec["tests"], f"{field}.tests")
+    # What the prompt defines besides the entry point (HumanEval's helpers) is trusted setup:
+    # the tests read it from there, never from the program.
+    setup_code = str(spec.get("setup_code") or "") + (prompt_setup(prefix, entry_point) if prefix and entry_point else "")
+    names = spec.get("program_names")
+    if names is None and entry_point:  # the classes the tests build (MBPP's `Pair`): the program's
+        try:
+            names = codec.program_names([t.assert_code for t in tests if t.WhichOneof("kind") == "assert_code"], setup_code, entry_point)
+        except SyntaxError:
+            names = ()
     problem = make_problem(
         str(spec.get("id") or ""),
-        parse_tests(spec["tests"], f"{field}.tests"),
+        tests,
         entry_point=entry_point,
-        setup_code=str(spec.get("setup_code") or ""),
+        setup_code=setup_code,
+        program_names=[str(n) for n in names or ()],
         time_limit_s=float(spec.get("time_limit_s") or 0.0),
         memory_limit_mb=int(spec.get("memory_limit_mb") or 0),
     )
-    return problem, entry_point, str(spec.get("prompt_prefix") or "")
+    return problem, entry_point, prefix
 
 
 def completion_text(completion: Any) -> str:

@@ -19,23 +19,24 @@ process gone, or a reply too large. The verdict (and the CPU time) is the runner
 
 from __future__ import annotations
 
-import ast
 import builtins
 import functools
 import json
 import linecache
 import os
+import socket
 import sys
 import traceback
 from types import CodeType
 from typing import Any
 
 from . import codec
-from .protocol import HEADER, FrameBuffer
+from .protocol import HEADER, FrameBuffer, receive_order
 
 READ_CHUNK = 1 << 16
 REPLY_SLACK = 1 << 20  # a return value may be larger than a test's printed-output cap
 STDLIB = frozenset(sys.stdlib_module_names)
+MAX_DETAIL = 4096
 
 
 class ProgramGone(BaseException):
@@ -74,23 +75,12 @@ def program_exception(info: dict[str, Any]) -> BaseException:
 
 
 @functools.lru_cache(maxsize=512)
-def free_names(code: str) -> tuple[str, ...]:
-    """Names a test reads that it never binds itself (assignment, def, class, import, argument)."""
-    loaded, bound = set(), set()
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Name):
-            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bound.add(node.name)
-    return tuple(sorted(loaded - bound))
+def compile_test(source: str) -> CodeType:
+    """Cached: the G programs of a group, and every epoch, share their tests (the judge lives on)."""
+    return compile(source, "<test>", "exec", dont_inherit=True)
+
+
+free_names = functools.lru_cache(maxsize=512)(codec.free_names)
 
 
 class Connection:
@@ -120,14 +110,37 @@ class Connection:
         except codec.CodecError as exc:
             raise CannotCross(str(exc)) from None
 
+    def _write(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode()
+        view = memoryview(HEADER.pack(len(data)) + data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def send_load(self) -> None:
+        """Ask the program to load itself afresh, without waiting: `finish_load` reads the answer."""
+        if self.broken is None:
+            try:
+                self._write({"op": "load"})
+            except OSError:
+                self.broken = ProgramGone("the program's process ended")
+
+    def finish_load(self) -> None:
+        self._decode(self._read_reply())
+
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.broken is not None:
             raise self.broken
-        data = json.dumps(message).encode()
         try:
-            view = memoryview(HEADER.pack(len(data)) + data)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            self._write(message)
+        except OSError:
+            self.broken = ProgramGone("the program's process ended")
+            raise self.broken from None
+        return self._read_reply()
+
+    def _read_reply(self) -> dict[str, Any]:
+        if self.broken is not None:
+            raise self.broken
+        try:
             while not self.pending:
                 chunk = os.read(self.fd, READ_CHUNK)
                 if not chunk:
@@ -258,17 +271,18 @@ def _detail(exc: BaseException, with_where: bool = True) -> str:
 class Judge:
     """Runs one batch of tests against one program process, reporting each to the runner."""
 
-    def __init__(self, order: dict[str, Any], report_fd: int, sock_fd: int, tests_fd: int) -> None:
+    def __init__(self, order: dict[str, Any], report_fd: int, sock_fd: int, tests_fd: int, details_fd: int) -> None:
         self.order = order
         self.report_fd = report_fd
         self.tests_fd = tests_fd
+        self.details_fd = details_fd
         self.setup: CodeType | None = order["setup"]
         self.entry_point: str = order["entry_point"]
         self.program_names: tuple[str, ...] = tuple(order["program_names"])
         self.conn = Connection(sock_fd, order["reply_cap"], {})
 
     def report(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
+        data = json.dumps({"batch": self.order["batch"], **message}).encode()
         view = memoryview(HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(self.report_fd, view) :]
@@ -306,27 +320,28 @@ class Judge:
         return codes if isinstance(codes, list) else []
 
     def run_test(self, test: dict[str, Any]) -> dict[str, Any]:
+        self.conn.send_load()  # answered while the judge makes the test's namespace
         if test["kind"] == "assert":
             try:
                 source = self.codes[test["code_index"]]
-                test = {**test, "code": compile(source, "<test>", "exec", dont_inherit=True), "names": free_names(source)}
+                test = {**test, "code": compile_test(source), "names": free_names(source)}
                 linecache.cache["<test>"] = (len(source), None, source.splitlines(True), "<test>")
             except (SyntaxError, ValueError, IndexError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
                 return {"judge_error": f"test code does not compile: {type(exc).__name__}: {exc}"}
         else:
             test = {**test, "names": ()}
         try:
-            self.conn.value({"op": "load"})
+            namespace = self._namespace(tuple(test["names"]))
+        except BaseException as exc:
+            return {"judge_error": "setup_code failed in the judge: " + _detail(exc)}
+        try:
+            self.conn.finish_load()
         except (ProgramGone, ReplyTooLarge):
             pass  # reported below, from the connection's state
         except BaseException as exc:
             return {"error": {"message": "the program failed as it loaded: " + _detail(exc, False), "type": type(exc).__name__, "from_program": True}}
         if self.conn.broken is not None:
             return self._broken()
-        try:
-            namespace = self._namespace(tuple(test["names"]))
-        except BaseException as exc:
-            return {"judge_error": "setup_code failed in the judge: " + _detail(exc)}
         outcome = self._execute(test, namespace)
         return self._broken() if self.conn.broken is not None else outcome
 
@@ -369,10 +384,54 @@ class Judge:
         except (OSError, ValueError, RecursionError, MemoryError):
             self.codes = []
         for test in self.order["tests"]:
-            self.report({"start": test["index"]})
             try:
                 outcome = self.run_test(test)
             except BaseException as exc:  # a judge bug: the runner reports it as a sandbox error
                 outcome = {"judge_error": f"{type(exc).__name__}: {exc}"[:1000]}
-            self.report({"end": test["index"], **outcome})
-        os._exit(0)
+            self.report({"end": test["index"], **self._by_reference(outcome)})
+        self.report({"done": True})
+
+    def _by_reference(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """The outcome with its texts moved to the job's details memfd, as [offset, length].
+        A detail quotes the test (`<test> line 3: assert f(2) == 5`): it must not pass through
+        the runner's heap, which every program process inherits; the runner copies the memfd
+        to the host unread, as it copied the tests in."""
+        moved = dict(outcome)
+        for key in ("failed", "judge_error", "output_limit"):
+            if key in moved:
+                moved[key] = self._store(str(moved[key]))
+        if isinstance(moved.get("error"), dict):
+            error = dict(moved["error"])
+            error["ref"] = self._store(str(error.pop("message", "")))
+            moved["error"] = error
+        if "program_gone" in moved:
+            moved["program_gone"] = True
+        return moved
+
+    def _store(self, text: str) -> list[int]:
+        data = text.encode("utf-8", errors="replace")[:MAX_DETAIL]
+        offset = os.fstat(self.details_fd).st_size
+        os.pwrite(self.details_fd, data, offset)
+        return [offset, len(data)]
+
+
+def serve(control: socket.socket, report_fd: int, work_dir: str) -> None:
+    """The judge's life: one batch of tests per order, until the runner closes `control`.
+    Each order comes with its end of the socket to that batch's program process and the memfd
+    of the job's tests; the judge keeps nothing of a batch but caches of compiled code."""
+    while (received := receive_order(control)) is not None:
+        order, fds = received
+        try:
+            os.chdir(work_dir)  # the runner makes it anew for every job
+            sock_fd, tests_fd, details_fd = fds
+            Judge(order, report_fd, sock_fd, tests_fd, details_fd).run()
+        except BaseException as exc:  # a judge bug: reported, and the runner replaces the judge
+            try:
+                data = json.dumps({"batch": order.get("batch"), "crashed": type(exc).__name__}).encode()
+                os.write(report_fd, HEADER.pack(len(data)) + data)
+            finally:
+                os._exit(70)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    os._exit(0)

@@ -28,6 +28,7 @@ import importlib
 import json
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -45,6 +46,7 @@ from .process import (
     fork_spare,
     give_order,
     ipc_objects,
+    kill,
     kill_strays,
     make_work_dirs,
     oom_kills,
@@ -55,12 +57,14 @@ from .process import (
 from .protocol import (
     HEADER,
     MAX_FRAME,
+    FrameBuffer,
     Job,
     JobTest,
     Result,
     TestReport,
     Verdict,
     encode_frame,
+    send_order,
     wall_cap_s,
 )
 
@@ -68,7 +72,9 @@ CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": 
 READ_CHUNK = 65536
 REPLY_SLACK = 1 << 20  # a call test's return value may be larger than its printed output cap
 FILE_SIZE_LIMIT = 64 * 1024 * 1024
-SPARES = 2
+SPARES = 1  # program processes forked ahead; a job that needs more (io tests, re-runs) forks them as it goes
+JUDGE_BATCHES = 500  # the judge is replaced after this many batches
+JUDGE_IDLE_WAIT_S = 1.0
 # Imported once here so that forked test processes find them loaded instead of paying for
 # the import in every process. Kept small: every module makes each fork slower.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "ast", "fractions", "decimal")
@@ -124,6 +130,23 @@ class Channel:
     def receive(self) -> dict[str, Any] | None:
         return self.pending.pop(0) if self.pending else self.read_frame()
 
+    def copy_from_memfd(self, memfd: int, size: int) -> None:
+        """`size` bytes of a memfd to the host, through the same buffer, zeroed after."""
+        view = memoryview(self._scratch)
+        offset = 0
+        try:
+            while offset < size:
+                got = os.preadv(memfd, [view[: min(size - offset, READ_CHUNK)]], offset)
+                if not got:
+                    raise OSError(f"memfd ended at {offset} of {size} bytes")
+                written = 0
+                while written < got:
+                    written += os.write(self.fd_out, view[written:got])
+                offset += got
+        finally:
+            view.release()
+            self._scratch[:] = bytes(READ_CHUNK)
+
     def copy_to_memfd(self, size: int) -> int:
         """The next `size` bytes into a new memfd, through one reused buffer zeroed after."""
         memfd = os.memfd_create("tests")
@@ -167,8 +190,9 @@ class Batch:
     test index → report; tests after one that ended the program's process are left for a
     fresh batch."""
 
-    def __init__(self, runner: Runner, job: Job, tests: list[tuple[int, JobTest]], codes: dict[str, Any], tests_fd: int) -> None:
-        self.runner, self.job, self.tests, self.codes, self.tests_fd = runner, job, tests, codes, tests_fd
+    def __init__(self, runner: Runner, job: Job, tests: list[tuple[int, JobTest]], codes: dict[str, Any], fds: tuple[int, int]) -> None:
+        self.runner, self.job, self.tests, self.codes = runner, job, tests, codes
+        self.tests_fd, self.details_fd = fds  # the job's memfds: tests' code in, judge's texts out
         self.io = tests[0][1].kind == "io"
         self.limits = job.limits
         self.cpu_limit = job.limits.time_limit_s
@@ -176,7 +200,6 @@ class Batch:
         self.output_cap = job.limits.output_limit_bytes * len(tests)
         self.decided: dict[int, TestReport] = {}
         self.position = 0  # the test running now (or next): index into self.tests
-        self.started = False  # the judge has said this test began
         self.program: Spare | None = None
         self.judge: Spare | None = None
         self.outputs: dict[int, bytearray] = {}
@@ -184,6 +207,8 @@ class Batch:
         self.program_status: tuple[int, float] | None = None
         self.output_exceeded = self.cancelled = self.stopped = False
         self.watched: set[int] = set()
+        runner.batches += 1
+        self.batch_id = runner.batches
 
     # -- start -----------------------------------------------------------------------------
 
@@ -202,19 +227,19 @@ class Batch:
             stdin = self.tests[0][1].stdin.encode("utf-8", errors="surrogateescape")
             self.program = self._give(self.program, order, stdin=stdin)
         else:
-            self.judge = self.runner.take_spare()
+            self.judge = self.runner.ready_judge()
             judge_end, program_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self.judge = self._give(self.judge, self._judge_order(), fds=(judge_end.fileno(), self.tests_fd))
                 self.program = self._give(self.program, order, fds=(program_end.fileno(),))
+                self.runner.judge_busy, self.runner.judge_batch = True, self.batch_id
+                self.runner.judge_served += 1
+                assert self.judge.order is not None
+                send_order(self.judge.order, self._judge_order(), fds=(judge_end.fileno(), self.tests_fd, self.details_fd))
             finally:
                 judge_end.close()
                 program_end.close()
             self._watch_fd(self.judge.report)
             self._watch_fd(self.judge.exit_fd)
-            os.close(self.judge.stdout)
-            os.close(self.judge.stderr)
-            self.judge.stdout = self.judge.stderr = -1
         for fd in (self.program.stdout, self.program.stderr, self.program.exit_fd):
             self._watch_fd(fd)
         self.outputs = {self.program.stdout: bytearray(), self.program.stderr: bytearray(), self.program.report: bytearray()}
@@ -222,7 +247,7 @@ class Batch:
 
     def _judge_order(self) -> dict[str, Any]:
         return {
-            "role": "judge",
+            "batch": self.batch_id,
             "tests": [{"index": i, "kind": t.kind, "args_json": t.args_json, "code_index": i} for i, t in self.tests],
             "setup": self.codes["setup"],
             "entry_point": self.job.entry_point,
@@ -241,8 +266,9 @@ class Batch:
             return fresh
 
     def _watch_fd(self, fd: int) -> None:
-        self.runner.selector.register(fd, selectors.EVENT_READ)
-        self.watched.add(fd)
+        if fd not in self.watched:  # without pidfds (gVisor) every process's exit_fd is one SIGCHLD pipe
+            self.runner.selector.register(fd, selectors.EVENT_READ)
+            self.watched.add(fd)
 
     def _unwatch(self, fd: int) -> None:
         if fd in self.watched:
@@ -285,10 +311,11 @@ class Batch:
         assert self.program is not None
         if self.judge is not None and fd == self.judge.report:
             self._on_judge_data()
-        elif self.judge is not None and fd == self.judge.exit_fd:
-            self._on_judge_exit()
-        elif fd == self.program.exit_fd:
-            self._on_program_exit()
+        elif fd in (self.program.exit_fd, self.judge.exit_fd if self.judge else None):
+            if fd == self.program.exit_fd and self.program_status is None:
+                self._on_program_exit()
+            if self.judge is not None and fd == self.judge.exit_fd and not self.done:
+                self._on_judge_exit()
         elif fd == self.runner.channel.fd_in:
             self._on_channel()
         elif fd in self.outputs:
@@ -313,30 +340,24 @@ class Batch:
         )
 
     def _on_judge_data(self) -> None:
-        assert self.judge is not None
-        data = os.read(self.judge.report, READ_CHUNK)
-        if not data:
-            self._unwatch(self.judge.report)
-            return
-        self.judge_frames += data
-        while len(self.judge_frames) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self.judge_frames)
-            if len(self.judge_frames) < HEADER.size + size:
-                break
-            frame = json.loads(self.judge_frames[HEADER.size : HEADER.size + size])
-            self.judge_frames = self.judge_frames[HEADER.size + size :]
-            self._on_judge_frame(frame)
-            if self.done:
-                return
+        for frame in self.runner.read_judge():
+            if frame.get("batch") != self.batch_id:
+                continue  # the end of an earlier batch that stopped early
+            if frame.get("done"):
+                self.runner.judge_busy = False
+            elif self.done:
+                continue  # decided already; read on only for `done`
+            elif "crashed" in frame:
+                self._settle_running(TestReport(Verdict.SANDBOX_ERROR, None, detail=f"the judge failed ({str(frame['crashed'])[:100]})"))
+                self.stopped = True
+            else:
+                self._on_judge_frame(frame)
 
     def _on_judge_frame(self, frame: dict[str, Any]) -> None:
         if self.position >= len(self.tests):
             return
         index = self.tests[self.position][0]
-        if frame.get("start") == index:
-            self.started = True
-            self._begin_clock()
-        elif frame.get("end") == index:
+        if frame.get("end") == index:
             report = verdicts.outcome(self._observed(), frame)
             if report is None:  # the judge lost the program's process: its exit status says why
                 report = self._program_gone()
@@ -353,7 +374,7 @@ class Batch:
             if self.program_status is None:
                 time.sleep(0.002)
         if self.program_status is None:  # alive, but it closed its end of the socket
-            os.kill(self.program.pid, signal.SIGKILL)
+            kill(self.program.pid)
             return verdicts.report(self._observed(), Verdict.RUNTIME_ERROR, "the program broke its connection to the judge")
         return self._ended_report()
 
@@ -375,11 +396,21 @@ class Batch:
             stdout, stderr, hint = (bytes(self.outputs[fd]) for fd in (self.program.stdout, self.program.stderr, self.program.report))
             report = verdicts.io_ended(self._observed(), status, self.runner.new_oom_kill(status), stdout, stderr, hint)
             self._settle(report)
-        elif not self.started:
-            # Between two tests: the next one is charged with it (so every batch decides one).
+            return
+        # The judge's reports written before the process ended come first (a judge that is done
+        # with its tests closes the socket, and the program's process then exits on its own).
+        assert self.judge is not None
+        while not self.done and select.select([self.judge.report], [], [], 0)[0]:
+            before = self.position
+            self._on_judge_data()
+            if self.position == before:
+                break
+        if not self.done:
+            # It ended during a test (or between two: the next one is charged with it, so every
+            # batch decides at least one). Not waiting for the judge: a process the program left
+            # behind may hold the socket open, and the judge would wait on it.
             self._settle(self._ended_report())
             self.stopped = True
-        # else: the judge will report the running test (it sees the socket close), then stop
 
     def _on_judge_exit(self) -> None:
         assert self.judge is not None
@@ -387,8 +418,8 @@ class Batch:
         if ended is None:
             return
         self._unwatch(self.judge.exit_fd)
-        while self.judge.report in self.watched and not self.done:  # reports it wrote before it ended
-            self._on_judge_data()
+        if not self.done:
+            self._on_judge_data()  # reports it wrote before it ended
         if not self.done:
             status = ended[0]
             if self.runner.new_oom_kill(status):
@@ -397,6 +428,7 @@ class Batch:
                 report = TestReport(Verdict.SANDBOX_ERROR, None, detail=f"the judge process ended unexpectedly ({verdicts.exit_detail(status, b'')})")
             self._settle(report)
             self.stopped = True
+        self.runner.drop_judge()
 
     def _on_channel(self) -> None:
         frame = self.runner.channel.read_frame()
@@ -407,7 +439,7 @@ class Batch:
 
     def _out_of_time(self, wall: bool) -> None:
         assert self.program is not None
-        os.kill(self.program.pid, signal.SIGKILL)
+        kill(self.program.pid)
         self._settle_running(verdicts.report(self._observed(timed_out=wall), Verdict.TIMEOUT, "time limit exceeded"))
         self.stopped = True
 
@@ -417,8 +449,7 @@ class Batch:
         index = self.tests[self.position][0]
         self.decided[index] = report
         self.position += 1
-        self.started = False
-        self._begin_clock()
+        self._begin_clock()  # the next test's clocks start as this one ends
         if self.job.fail_fast and report.verdict not in (None, Verdict.PASSED):
             self.stopped = True
 
@@ -437,17 +468,12 @@ class Batch:
                 self.output_exceeded = True
 
     def stop(self) -> None:
-        for spare in (self.program, self.judge):
-            if spare is not None:
-                try:
-                    os.kill(spare.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        if self.program is not None:
+            kill(self.program.pid)
         for fd in list(self.watched):
             self._unwatch(fd)
-        for spare in (self.program, self.judge):
-            if spare is not None:
-                spare.close()
+        if self.program is not None:
+            self.program.close()
 
     def run(self) -> dict[int, TestReport]:
         self.runner.selector.register(self.runner.channel.fd_in, selectors.EVENT_READ)
@@ -471,6 +497,11 @@ class Runner:
         self.vsize = vsize()
         self.oom_kills = oom_kills()
         self.spares: list[Spare] = []
+        self.judge: Spare | None = None  # the judge process: it lives on across jobs (see `ready_judge`)
+        self.judge_busy = False  # it has not yet said `done` to its last batch
+        self.judge_frames = FrameBuffer()
+        self.judge_batch = self.judge_served = 0
+        self.batches = 0
         self.fingerprint = fingerprint()
 
     def new_oom_kill(self, status: int | None) -> bool:
@@ -484,7 +515,48 @@ class Runner:
         return self.spares.pop(0) if self.spares else fork_spare()
 
     def _spare_pids(self) -> frozenset[int]:
-        return frozenset(s.pid for s in self.spares)
+        """The processes a sweep must spare: the waiting spares and the judge."""
+        return frozenset([s.pid for s in self.spares] + ([self.judge.pid] if self.judge else []))
+
+    def read_judge(self) -> list[dict[str, Any]]:
+        """The judge's frames that are ready (one read)."""
+        assert self.judge is not None
+        data = os.read(self.judge.report, READ_CHUNK)
+        return self.judge_frames.feed(data) if data else []
+
+    def ready_judge(self) -> Spare:
+        """The judge, idle: the one alive if it has finished its last batch (it does within a
+        moment of its program's process ending), else a new one. The judge is trusted and no
+        program can reach it, so one serves many jobs; it is replaced every JUDGE_BATCHES."""
+        if self.judge is not None and self.judge_busy:
+            deadline = time.monotonic() + JUDGE_IDLE_WAIT_S
+            while self.judge_busy and time.monotonic() < deadline:
+                ready, _, _ = select.select([self.judge.report], [], [], max(0.0, deadline - time.monotonic()))
+                for frame in self.read_judge() if ready else []:
+                    if frame.get("batch") == self.judge_batch and frame.get("done"):
+                        self.judge_busy = False
+            if self.judge_busy:
+                self.drop_judge()
+        if self.judge is not None and self.judge_served >= JUDGE_BATCHES:
+            self.drop_judge()
+        if self.judge is None:
+            judge = fork_spare()
+            give_order(judge, {"role": "judge"}, keep_open=True)
+            for fd in (judge.stdout, judge.stderr):
+                os.close(fd)
+            judge.stdout = judge.stderr = -1
+            self.judge, self.judge_busy, self.judge_frames, self.judge_served = judge, False, FrameBuffer(), 0
+        return self.judge
+
+    def drop_judge(self) -> None:
+        if self.judge is not None:
+            kill(self.judge.pid)
+            try:
+                os.waitpid(self.judge.pid, 0)
+            except ChildProcessError:
+                pass
+            self.judge.close()
+            self.judge, self.judge_busy = None, False
 
     @staticmethod
     def compile_job(job: Job) -> tuple[dict[str, Any] | None, Verdict, str]:
@@ -502,7 +574,7 @@ class Runner:
             return None, Verdict.SYNTAX_ERROR, f"{type(exc).__name__}: {exc}"
         return codes, Verdict.PASSED, ""
 
-    def run_job(self, job: Job, tests_fd: int) -> list[TestReport]:
+    def run_job(self, job: Job, fds: tuple[int, int]) -> list[TestReport]:
         make_work_dirs()
         codes, bad, detail = self.compile_job(job)
         if codes is None:
@@ -513,7 +585,7 @@ class Runner:
             # io tests run alone (their stdout is the output); the others share a batch.
             size = 1 if pending[0][1].kind == "io" else next((i for i, p in enumerate(pending) if p[1].kind == "io"), len(pending))
             batch, rest = pending[:size], pending[size:]
-            decided = Batch(self, job, batch, codes, tests_fd).run()
+            decided = Batch(self, job, batch, codes, fds).run()
             results.update(decided)
             pending = [p for p in batch if p[0] not in decided] + rest
             if pending:
@@ -541,12 +613,12 @@ class Runner:
             return "work_dirs_not_empty"
         return None
 
-    def _answer(self, frame: dict[str, Any]) -> Result:
+    def _answer(self, frame: dict[str, Any], details_fd: int) -> Result:
         self.job_id = frame.get("id")
         tests_fd = self.channel.copy_to_memfd(int(frame.get("judge_bytes", 0)))
         try:
             job = Job.from_message(frame)
-            return Result(self.job_id, tuple(self.run_job(job, tests_fd)))
+            return Result(self.job_id, tuple(self.run_job(job, (tests_fd, details_fd))))
         except Cancelled:
             return Result(self.job_id, cancelled=True)
         except Exception as exc:  # a runner bug: reported as an infrastructure fault
@@ -563,12 +635,19 @@ class Runner:
                 return 0
             if frame.get("type") != "job":
                 continue  # a cancel for a job already finished
-            result = self._answer(frame)
-            self.jobs += 1
-            health = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
-            if self.channel.closed:
-                return 0
-            self.channel.send(Result(result.job_id, result.tests, result.cancelled, result.error, health).to_message())
+            details_fd = os.memfd_create("details")
+            try:
+                result = self._answer(frame, details_fd)
+                self.jobs += 1
+                health = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
+                if self.channel.closed:
+                    return 0
+                message = Result(result.job_id, result.tests, result.cancelled, result.error, health).to_message()
+                message["detail_bytes"] = os.fstat(details_fd).st_size
+                self.channel.send(message)
+                self.channel.copy_from_memfd(details_fd, message["detail_bytes"])
+            finally:
+                os.close(details_fd)
             # Off the critical path: the host is busy with the reply meanwhile. The host sends
             # no job before `ready`, so a job never lands on a dirty container.
             problem = self._clean_up()

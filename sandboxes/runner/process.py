@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import linecache
-import marshal
 import os
 import resource
 import shutil
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import judge, program
-from .protocol import JUDGE_UID, PROGRAM_UID
+from .protocol import JUDGE_UID, PROGRAM_UID, receive_order, send_order
 
 JOB_DIR = "/tmp/job"
 JUDGE_DIR = "/tmp/judge"
@@ -35,7 +34,6 @@ WORK_ROOTS = ("/tmp", "/dev/shm")
 OPEN_FILES_LIMIT = 256
 ORDER_FD = 4
 PEER_FD = 5
-TESTS_FD = 6  # the judge's: a memfd with the tests' code, which the runner never reads
 SYSV_IPC = ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")
 PR_SET_DUMPABLE = 4
 
@@ -114,6 +112,14 @@ def _exit_fd(pid: int) -> int:
     return _sigchld_fd
 
 
+def kill(pid: int) -> None:
+    """SIGKILL, if the process is still there."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def poll_exit(spare: Spare) -> tuple[int, float] | None:
     """(wait status, CPU seconds) if the spare's process has ended, else None."""
     if spare.exit_fd == _sigchld_fd:
@@ -122,7 +128,10 @@ def poll_exit(spare: Spare) -> tuple[int, float] | None:
                 pass
         except BlockingIOError:
             pass
-    pid, status, usage = os.wait4(spare.pid, os.WNOHANG)
+    try:
+        pid, status, usage = os.wait4(spare.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already by a sweep: it was killed
+        return signal.SIGKILL, 0.0
     if pid == 0:
         return None
     return status, usage.ru_utime + usage.ru_stime
@@ -153,23 +162,21 @@ def _fork(attempts: int = 100) -> int:
     return os.fork()
 
 
-def give_order(spare: Spare, order: dict[str, Any], stdin: bytes = b"", fds: tuple[int, ...] = (), timeout_s: float = 5.0) -> None:
-    """Hand the spare its order (see `_await_order`) and the descriptors that go with it: its
-    end of the judge ↔ program socket, and for the judge the memfd holding the tests."""
+def give_order(spare: Spare, order: dict[str, Any], stdin: bytes = b"", fds: tuple[int, ...] = (), keep_open: bool = False) -> None:
+    """Hand the spare its order (see `_await_order`) and the descriptors that go with it (its
+    end of the judge ↔ program socket). `keep_open`: the order socket stays, for more orders
+    (the judge's)."""
     assert spare.order is not None
     try:
         if stdin:
             _write_all(spare.stdin, stdin)
             os.lseek(spare.stdin, 0, os.SEEK_SET)
-        spare.order.settimeout(timeout_s)
-        if fds:
-            socket.send_fds(spare.order, [b"\0"], list(fds))
-        else:
-            spare.order.sendall(b"\0")
-        spare.order.sendall(marshal.dumps(order))
+        spare.order.settimeout(5.0)  # a spare is root until it reads this: no program can stop it
+        send_order(spare.order, order, fds)
     except (OSError, ProcessLookupError) as exc:
+        spare.close_order_side()
         raise SpareLost(str(exc)) from exc
-    finally:
+    if not keep_open:
         spare.close_order_side()
 
 
@@ -210,26 +217,21 @@ def _await_order(fds: dict[int, int]) -> None:
             os.dup2(fd, target)
         os.closerange(PEER_FD, OPEN_FILES_LIMIT)
         order_sock = socket.socket(fileno=ORDER_FD)
-        start, passed, _, _ = socket.recv_fds(order_sock, 1, 2)
-        if not start:
+        received = receive_order(order_sock)
+        if received is None:
             os._exit(0)  # the runner discarded this spare
-        for target, fd in zip((PEER_FD, TESTS_FD), passed):
-            if fd != target:
-                os.dup2(fd, target)
-                os.close(fd)
-        chunks = []
-        while chunk := order_sock.recv(1 << 20):
-            chunks.append(chunk)
-        order_sock.close()
-        order = marshal.loads(b"".join(chunks))
+        order, passed = received
         if order["role"] == "judge":
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.close(devnull)
-            os.chdir(JUDGE_DIR)
             _drop_to(JUDGE_UID, dumpable=False)
-            judge.Judge(order, 3, PEER_FD, TESTS_FD).run()
+            judge.serve(order_sock, 3, JUDGE_DIR)
+        order_sock.close()
+        if passed and passed[0] != PEER_FD:
+            os.dup2(passed[0], PEER_FD)
+            os.close(passed[0])
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
         resource.setrlimit(resource.RLIMIT_CPU, (order["cpu_s"], order["cpu_s"] + 1))

@@ -12,6 +12,11 @@ container is clean again, either `ready` (the next job may come) or `retire` (it
 host hands a container to the next job only after `ready`, so a job never races a retiring
 runner.
 
+A `job` frame is followed by `judge_bytes` raw bytes, the tests' code (a JSON list), and a
+`result` frame by `detail_bytes` raw bytes, the judge's texts that its reports point into
+(`detail_ref`): the runner moves both between the host and the judge without reading them,
+so that no process it forks (a program's) inherits a copy of a test.
+
 The timeout rule: a test's limit is CPU time (`time_limit_s`, of the program's process);
 its wall clock is capped at `WALL_FACTOR` times that plus `WALL_SLACK_S`, so that a verdict
 does not depend on how busy the machine is, while a program that sleeps still ends.
@@ -21,6 +26,9 @@ from __future__ import annotations
 
 import enum
 import json
+import marshal
+import os
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +99,44 @@ class FrameBuffer:
                 raise ValueError("a frame must hold a JSON object")
             frames.append(frame)
         return frames
+
+
+# -- orders to forked processes (inside the container) ------------------------------------------
+
+ORDER_HEADER = 8
+
+
+def send_order(sock: socket.socket, order: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    """One order to a process forked by the runner: a length, then `marshal` data (code objects
+    included), with descriptors passed alongside (SCM_RIGHTS). Only the runner sends these."""
+    data = marshal.dumps(order)
+    header = len(data).to_bytes(ORDER_HEADER, "big")
+    if fds:
+        socket.send_fds(sock, [header], list(fds))
+    else:
+        sock.sendall(header)
+    sock.sendall(data)
+
+
+def receive_order(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """The next order and its descriptors; None once the runner has closed the socket."""
+    header, fds = b"", []
+    while len(header) < ORDER_HEADER:
+        chunk, got, _, _ = socket.recv_fds(sock, ORDER_HEADER - len(header), 4)
+        fds += got
+        if not chunk:
+            for fd in fds:
+                os.close(fd)
+            return None
+        header += chunk
+    size = int.from_bytes(header, "big")
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(min(size - len(data), 1 << 20))
+        if not chunk:
+            return None
+        data += chunk
+    return marshal.loads(bytes(data)), fds
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -176,22 +222,30 @@ class TestReport:
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0
     detail: str = ""
+    detail_ref: tuple[int, int] | None = None  # (offset, length) in the result's details (the judge's texts)
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"wall_time_s": round(self.wall_time_s, 6), "cpu_time_s": round(self.cpu_time_s, 6)}
         if self.verdict is not None:
             message["verdict"] = self.verdict.value
             message["detail"] = self.detail
+            if self.detail_ref is not None:
+                message["detail_ref"] = list(self.detail_ref)
         else:
             message["output"] = self.output
         return message
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> TestReport:
+    def from_message(cls, message: dict[str, Any], details: bytes = b"") -> TestReport:
         wall, cpu = float(message.get("wall_time_s", 0.0)), float(message.get("cpu_time_s", 0.0))
         if "output" in message:
             return cls(None, str(message["output"]), wall, cpu)
-        return cls(Verdict(message["verdict"]), None, wall, cpu, str(message.get("detail", "")))
+        detail = str(message.get("detail", ""))
+        ref = message.get("detail_ref")
+        if isinstance(ref, list) and len(ref) == 2:
+            offset, length = int(ref[0]), int(ref[1])
+            detail = details[offset : offset + length].decode("utf-8", errors="replace") or detail
+        return cls(Verdict(message["verdict"]), None, wall, cpu, detail)
 
 
 @dataclass(frozen=True)
@@ -215,10 +269,11 @@ class Result:
         return message
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> Result:
+    def from_message(cls, message: dict[str, Any], details: bytes = b"") -> Result:
+        """`details`: the bytes that followed the frame (`detail_bytes` of them)."""
         return cls(
             job_id=int(message.get("id", -1)),
-            tests=tuple(TestReport.from_message(t) for t in message.get("tests", ())),
+            tests=tuple(TestReport.from_message(t, details) for t in message.get("tests", ())),
             cancelled=bool(message.get("cancelled", False)),
             error=str(message.get("error", "")),
             health=dict(message.get("health") or {}),

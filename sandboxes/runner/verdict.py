@@ -35,18 +35,20 @@ def _cut(detail: str) -> str:
     return detail.encode("utf-8", errors="replace")[:MAX_DETAIL].decode("utf-8", errors="ignore")
 
 
-def report(obs: Observed, verdict: Verdict | None, detail: str = "", output: str | None = None) -> TestReport:
+def report(
+    obs: Observed, verdict: Verdict | None, detail: str = "", output: str | None = None, detail_ref: tuple[int, int] | None = None
+) -> TestReport:
     """A report, with the runner's own observations taking precedence over how the test ended:
     past the output cap is OUTPUT_LIMIT and past the CPU limit TIMEOUT, whatever it returned."""
     if obs.output_exceeded:
-        verdict, detail, output = Verdict.OUTPUT_LIMIT, "the program wrote more output than its limit allows", None
+        verdict, detail, output, detail_ref = Verdict.OUTPUT_LIMIT, "the program wrote more output than its limit allows", None, None
     elif obs.cpu_time_s > obs.cpu_limit_s:
-        verdict, detail, output = Verdict.TIMEOUT, f"CPU time limit exceeded ({obs.cpu_limit_s:g} s)", None
+        verdict, detail, output, detail_ref = Verdict.TIMEOUT, f"CPU time limit exceeded ({obs.cpu_limit_s:g} s)", None, None
     elif obs.timed_out:
-        verdict, detail, output = Verdict.TIMEOUT, f"wall-clock limit exceeded ({obs.wall_limit_s:g} s)", None
+        verdict, detail, output, detail_ref = Verdict.TIMEOUT, f"wall-clock limit exceeded ({obs.wall_limit_s:g} s)", None, None
     if verdict is None:
         return TestReport(None, output, obs.wall_time_s, obs.cpu_time_s)
-    return TestReport(verdict, None, obs.wall_time_s, obs.cpu_time_s, _cut(detail))
+    return TestReport(verdict, None, obs.wall_time_s, obs.cpu_time_s, _cut(detail), detail_ref)
 
 
 def _tail(data: bytes, limit: int = 1000) -> str:
@@ -102,9 +104,16 @@ def _error_text(error: dict[str, Any]) -> str:
     return "\n".join(str(error[k]) for k in ("message", "where") if error.get(k))
 
 
+def _ref(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int and v >= 0 for v in value):
+        return value[0], value[1]
+    return None
+
+
 def outcome(obs: Observed, ended: dict[str, Any]) -> TestReport | None:
     """A test the judge reported on; None when the program's process is gone (the runner then
-    judges from its exit status)."""
+    judges from its exit status). The judge's texts arrive as references into the job's details
+    memfd (`detail_ref`), which the runner passes on to the host unread."""
     if "program_gone" in ended:
         return None
     if ended.get("passed") is True:
@@ -112,12 +121,13 @@ def outcome(obs: Observed, ended: dict[str, Any]) -> TestReport | None:
     if "value" in ended:
         return report(obs, None, output=str(ended["value"]))
     if "failed" in ended:
-        return report(obs, Verdict.FAILED, str(ended["failed"]))
+        return report(obs, Verdict.FAILED, detail_ref=_ref(ended["failed"]))
     if "output_limit" in ended:
-        return report(obs, Verdict.OUTPUT_LIMIT, str(ended["output_limit"]))
+        return report(obs, Verdict.OUTPUT_LIMIT, detail_ref=_ref(ended["output_limit"]))
     if isinstance(ended.get("error"), dict):
         error = ended["error"]
-        if error.get("type") == "MemoryError" and error.get("from_program"):
-            return report(obs, Verdict.MEMORY_LIMIT, str(error.get("message", "")))
-        return report(obs, Verdict.RUNTIME_ERROR, str(error.get("message", "")))
-    return TestReport(Verdict.SANDBOX_ERROR, None, obs.wall_time_s, obs.cpu_time_s, _cut(str(ended.get("judge_error", "malformed judge report"))))
+        memory = error.get("type") == "MemoryError" and error.get("from_program")
+        return report(obs, Verdict.MEMORY_LIMIT if memory else Verdict.RUNTIME_ERROR, detail_ref=_ref(error.get("ref")))
+    ref = _ref(ended.get("judge_error"))
+    detail = "" if ref else "malformed judge report"
+    return TestReport(Verdict.SANDBOX_ERROR, None, obs.wall_time_s, obs.cpu_time_s, detail, ref)
