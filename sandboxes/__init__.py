@@ -23,9 +23,10 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   limit (fork bombs), memory limit with swap equal to memory, CPU quota, nofile/fsize/core
   ulimits, a clean environment, nothing of the host mounted, no container log on disk.
 - Three principals per container: the runner (PID 1, root with those capabilities), the
-  judge (uid 10002) and the program (uid 10001). Each process is forked from the runner as
-  root and drops to its uid with no capability left, bounding set included, once it has its
-  order. So the program can neither signal, stop, trace, `prlimit` nor read the memory of the
+  judge (uid 10002) and the program (uid 10001). Each process is forked, as root, from a
+  zygote that the runner started before reading any job (so no program's process inherits
+  earlier jobs' programs, outputs or results from the runner's heap), and drops to its uid
+  with no capability left, bounding set included, once it has its order. So the program can neither signal, stop, trace, `prlimit` nor read the memory of the
   judge, the runner or a waiting spare; the judge and the runner are not dumpable.
 - Trusted judging. Assert tests run in the judge, never in the program's process: setup code
   runs in both (the program may rely on it), test code only in the judge. The judge reaches
@@ -44,8 +45,8 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   and the judge's texts (which quote the test) leave in another, both copied through one
   small buffer that the runner zeroes, so the runner's heap, which every program process
   inherits, never holds them (`test_the_expected_value_is_nowhere_in_the_programs_reach`).
-- Limits per test: CPU time of the program's process (every thread, read from /proc by the
-  runner; RLIMIT_CPU as a backstop), a wall-clock cap of `protocol.WALL_FACTOR` × the limit
+- Limits per test: CPU time of the program's processes (every thread of every process it
+  started, read from /proc by the runner; RLIMIT_CPU as a backstop), a wall-clock cap of `protocol.WALL_FACTOR` × the limit
   + `WALL_SLACK_S` (3× + 1 s), address space (RLIMIT_AS), output caps on stdout, stderr and
   the reply to the judge. A verdict does not depend on load: CPU time does not grow while a
   process waits for a core.
@@ -70,8 +71,13 @@ What does not hold:
   which the pool reports as SANDBOX_ERROR and replaces).
 - A program's later tests in one batch share its process: state it leaves (a thread, a
   patched module) is seen by its own later tests, never by another program's.
-- CPU time spent in child processes the program starts is not counted until they end (they
-  are killed at the end of the test): such work is bounded by the wall-clock cap instead.
+- Side channels through /proc: a program can read the judge's CPU and memory counters
+  (/proc/<pid>/stat is world-readable, and hiding it needs a /proc mount option the container
+  cannot set), which may tell it whether its last answer passed, and it can pass bits to the
+  next program on the same container (the pid counter, say). A policy would have to
+  coordinate across samples to use that; nothing else of a job reaches the next.
+- The judge spends CPU decoding what the program sends (bounded by the reply cap, hash
+  flooding refused); that time is charged to the wall clock, not to the program's CPU.
 - A test that passes its own mutable arguments sees the program's in-place changes (as in
   plain Python): a test that computes its expected value from an argument after the call
   can be fooled by a program that rewrites that argument. Write tests that don't.

@@ -144,19 +144,34 @@ def values_equal(expected: Any, actual: Any, _depth: int = 0) -> bool:
         )
     if e_type in (tuple, collections.deque):
         return type(actual) is e_type and len(expected) == len(actual) and all(values_equal(e, a, down) for e, a in zip(expected, actual))
-    if e_type in (set, frozenset):
-        return type(actual) in (set, frozenset) and expected == actual  # elements are hashable plain data
+    if e_type in (set, frozenset):  # elements are hashable plain data; a bool is not the int 1
+        return type(actual) in (set, frozenset) and {_strict(x) for x in expected} == {_strict(x) for x in actual}
     if e_type in (dict, collections.Counter, collections.OrderedDict):
         if not isinstance(actual, dict) or len(expected) != len(actual):
             return False
-        return all(k in actual and values_equal(v, actual[k], down) for k, v in expected.items())
+        keyed = {_strict(k): v for k, v in actual.items()}
+        return all(_strict(k) in keyed and values_equal(v, keyed[_strict(k)], down) for k, v in expected.items())
     if isinstance(expected, tuple) and hasattr(e_type, "_fields"):  # a record (named tuple)
-        return type(actual) is e_type and all(values_equal(e, a, down) for e, a in zip(expected, actual))
-    if dataclasses.is_dataclass(expected):
-        return type(actual) is e_type and all(
+        same = type(actual).__name__ == e_type.__name__ and getattr(type(actual), "_fields", None) == e_type._fields
+        return same and all(values_equal(e, a, down) for e, a in zip(expected, actual))
+    if dataclasses.is_dataclass(expected):  # a record: same name and fields (record classes are per decoder)
+        if not dataclasses.is_dataclass(actual) or type(actual).__name__ != e_type.__name__:
+            return False
+        if [f.name for f in dataclasses.fields(actual)] != [f.name for f in dataclasses.fields(expected)]:
+            return False
+        return all(
             values_equal(getattr(expected, f.name), getattr(actual, f.name), down) for f in dataclasses.fields(expected)
         )
     return False
+
+
+def _strict(key: Any) -> Any:
+    """A hashable key under which `True` and `1` (and `1.0`) stay apart, at any depth."""
+    if type(key) is bool:
+        return ("bool", key)
+    if type(key) in (tuple, frozenset):
+        return (type(key).__name__, type(key)(_strict(k) for k in key))
+    return (type(key).__name__ if type(key) is not int and type(key) is not float else "number", key)
 
 
 def _sorted_or_none(items: Any) -> list[Any] | None:

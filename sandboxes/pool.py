@@ -348,6 +348,7 @@ class SandboxPool:
             if reply.error or len(reply.tests) != len(problem.tests):
                 detail = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}"
                 break
-            return _to_result(problem, reply, time.monotonic() - began)
+            # In a thread: comparing a large hostile value must not hold up the event loop.
+            return await asyncio.to_thread(_to_result, problem, reply, time.monotonic() - began)
         self.listener.sandbox_error(detail)
         return ProgramResult.sandbox_error(len(problem.tests), detail)

@@ -164,3 +164,17 @@ def test_arbitrary_text_decodes_or_raises_codec_error(text: str) -> None:
         codec.loads(text)
     except codec.CodecError:
         pass
+
+
+def test_values_built_to_flood_a_hash_table_are_refused() -> None:
+    flood = {"$set": [k * (2**61 - 1) for k in range(1, 5000)]}  # every element hashes to 0
+    with pytest.raises(codec.CodecError, match="collide"):
+        codec.loads(json.dumps(flood))
+    ordinary = set(range(0, 65536 * 3000, 65536))  # multiples of 65536: Python's probing copes
+    assert round_trip(ordinary) == ordinary
+
+
+def test_the_names_only_the_program_can_define() -> None:
+    tests = ["assert max_chain_length([Pair(5, 24), Pair(1, 2)], 2) == 1", "assert math.floor(abs(helper(2))) == 2"]
+    assert codec.program_names(tests, "def helper(x):\n    return x\n", "max_chain_length") == ("Pair",)
+    assert codec.free_names("import os\nfor i in range(3):\n    assert f(i, os.sep)\n") == ("f", "range")

@@ -96,6 +96,9 @@ def test_json_floats_within_tolerance_and_bools_apart_from_numbers() -> None:
         ('{"$bytes": "YWI="}', '"ab"', False),
         ('{"$complex": [1, 2]}', '{"$complex": [1.0000000001, 2]}', True),
         ("true", "1", False),
+        ('{"$set": [0, 1]}', '{"$set": [true, false]}', False),  # a bool is no number, in a set either
+        ('{"$dict": [[1, "a"]]}', '{"$dict": [[true, "a"]]}', False),
+        ('{"$set": [{"$tuple": [1, 2]}]}', '{"$set": [{"$tuple": [true, 2]}]}', False),
         ("1", "true", False),
         ("null", "[]", False),
         ("[1]", '{"$ref": {"id": 1, "type": "X"}}', False),

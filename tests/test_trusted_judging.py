@@ -527,3 +527,84 @@ async def test_cpu_time_past_the_limit_is_a_timeout_even_when_it_finishes(pool: 
     program = "import time\ndef work():\n    began = time.process_time()\n    while time.process_time() - began < 1.3:\n        pass\n    return 42\n"
     result = await pool.run(problem(AssertTest("assert work() == 42"), entry_point="work", limits=limit), program)
     assert result.verdict is Verdict.TIMEOUT and "CPU" in result.tests[0].detail
+
+
+# -- found by a red-team reading of the design ------------------------------------------------
+
+STEAL = code("""
+    import os, re
+    def count_primes(n):
+        with open("/proc/self/maps") as maps:
+            spans = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in maps if line.split()[1].startswith("r")]
+        mem = open("/proc/self/mem", "rb", buffering=0)
+        for start, end in spans:
+            try:
+                mem.seek(start)
+                data = mem.read(min(end - start, 1 << 26))
+            except (OSError, ValueError, OverflowError):
+                continue
+            for found in re.finditer(rb"def count_primes\\(n\\):\\n(?:    [ -~]*\\n)+", data):
+                source = found.group().decode()
+                if "maps" in source:
+                    continue  # this very program
+                space = {}
+                try:
+                    exec(source, space)
+                    return space["count_primes"](n)
+                except Exception:
+                    continue
+        return -1
+""")
+HONEST_PRIMES = "def count_primes(n):\n    return sum(all(k % d for d in range(2, int(k ** 0.5) + 1)) for k in range(2, n))\n"
+
+
+async def test_a_program_cannot_lift_an_earlier_programs_answer_from_memory(single_pool: SandboxPool) -> None:
+    """Processes are forked from a clean zygote, not from the runner, whose heap holds earlier
+    jobs' programs: a group's later program finds none of its earlier ones in its own memory."""
+    p = problem(AssertTest("assert count_primes(10) == 4"), call([1000], 168), entry_point="count_primes")
+    assert (await single_pool.run(p, HONEST_PRIMES)).verdict is Verdict.PASSED
+    await assert_not_rewarded(single_pool, p, STEAL)
+
+
+async def test_stop_iteration_from_the_program_does_not_end_the_tests_loop(pool: SandboxPool) -> None:
+    for program in ("def f(x):\n    raise StopIteration\n", "class StopIteration(Exception):\n    pass\ndef f(x):\n    raise StopIteration\n"):
+        for test in ("assert all(map(lambda x: f(x) == x * 2, [1, 2, 3]))", "for a, b in zip([1, 2], map(f, [1, 2])):\n    assert a * 2 == b"):
+            await assert_not_rewarded(pool, problem(AssertTest(test), entry_point="f"), program)
+
+
+async def test_cpu_burnt_in_child_processes_counts(pool: SandboxPool) -> None:
+    offload = code("""
+        import os, time
+        def burn():
+            began = time.process_time()
+            while time.process_time() - began < 0.8:
+                pass
+        def work():
+            children = []
+            for _ in range(2):
+                pid = os.fork()
+                if pid == 0:
+                    burn()
+                    os._exit(0)
+                children.append(pid)
+            for pid in children:
+                os.waitpid(pid, 0)
+            return 42
+    """)
+    result = await pool.run(problem(AssertTest("assert work() == 42"), entry_point="work"), offload)  # 1.6 s of CPU, 1 s limit
+    assert result.verdict is Verdict.TIMEOUT, result
+
+
+async def test_a_hash_flooding_reply_is_a_quick_failure_never_a_sandbox_error(pool: SandboxPool) -> None:
+    flood = "def answer():\n    return {k * (2 ** 61 - 1) for k in range(1, 44000)}\n"
+    p = problem(*[AssertTest("assert answer() == 42")] * 12, call([], 42), entry_point="answer")
+    await assert_not_rewarded(pool, p, flood)
+
+
+async def test_the_setup_codes_exception_classes_cross(pool: SandboxPool) -> None:
+    setup = "class InvalidInput(ValueError):\n    pass\n"
+    program = "def check(x):\n    if x < 0:\n        raise InvalidInput('negative')\n    return x\n"
+    for handler in ("InvalidInput", "ValueError"):
+        test = AssertTest(f"try:\n    check(-1)\n    assert False\nexcept {handler}:\n    pass")
+        result = await pool.run(problem(test, entry_point="check", setup_code=setup), program)
+        assert result.verdict is Verdict.PASSED, result.tests[0].detail

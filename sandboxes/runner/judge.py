@@ -56,20 +56,32 @@ class ProgramError(Exception):
     """An exception the program raised whose class is not a builtin one."""
 
 
-_REMOTE_CLASSES: dict[str, type[BaseException]] = {}
+_REMOTE_CLASSES: dict[tuple[str, type], type[BaseException]] = {}
 
 
-def program_exception(info: dict[str, Any]) -> BaseException:
-    """The program's exception, rebuilt here: a builtin class of that name (so that a test's
-    `except ValueError` works), marked as the program's; ProgramError for any other class."""
+# Exceptions that steer the test's own control flow (a `StopIteration` ends the `map` or
+# generator it surfaces in): from the program they become ProgramError instead.
+_CONTROL_FLOW = frozenset({"StopIteration", "StopAsyncIteration", "GeneratorExit"})
+
+
+def program_exception(info: dict[str, Any], classes: dict[str, type]) -> BaseException:
+    """The program's exception, rebuilt here as an exception of the setup code's class of that
+    name, or of the builtin one (so that a test's `except ValueError` works), marked as the
+    program's; ProgramError for any other name. Only names are carried, never the program's class."""
     name = str(info.get("type", "Exception"))[:100]
     message = str(info.get("message", name))[:1000]
-    base = getattr(builtins, name, None)
-    if not (isinstance(base, type) and issubclass(base, Exception)) or base is ProgramGone:
+    base = classes.get(name) or getattr(builtins, name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)) or name in _CONTROL_FLOW:
         base = ProgramError
-    if name not in _REMOTE_CLASSES or _REMOTE_CLASSES[name].__mro__[1] is not base:
-        _REMOTE_CLASSES[name] = type(name, (base,), {"from_program": True, "where": ""})
-    exc = _REMOTE_CLASSES[name](message.removeprefix(f"{name}: "))
+    key = (name, base)
+    if key not in _REMOTE_CLASSES:
+        if len(_REMOTE_CLASSES) > 256:  # the judge lives on: no program may grow this for good
+            _REMOTE_CLASSES.clear()
+        _REMOTE_CLASSES[key] = type(name, (base,), {"from_program": True, "where": ""})
+    try:
+        exc = _REMOTE_CLASSES[key](message.removeprefix(f"{name}: "))
+    except Exception:  # a setup class whose constructor wants other arguments
+        exc = _REMOTE_CLASSES.setdefault((name, ProgramError), type(name, (ProgramError,), {"from_program": True, "where": ""}))(message)
     exc.where = str(info.get("where", ""))[:1000]  # type: ignore[attr-defined]
     return exc
 
@@ -159,7 +171,7 @@ class Connection:
 
     def value(self, message: dict[str, Any]) -> Any:
         """Send a request; the decoded value of its answer, or the program's exception raised."""
-        return self._decode(self.request(message))
+        return self._decode(self.request(message), message["op"])
 
     def call(self, target: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         sent = [self.encode(a) for a in args]
@@ -170,12 +182,12 @@ class Connection:
             self._copy_back(args, pair)
         return self._decode(reply)
 
-    def _decode(self, reply: dict[str, Any]) -> Any:
+    def _decode(self, reply: dict[str, Any], op: str = "") -> Any:
         if isinstance(reply.get("raise"), dict):
-            raise program_exception(reply["raise"])
+            raise program_exception(reply["raise"], self.decoder.classes)
         if "unencodable" in reply:
             raise CannotCross(f"the program's value is not plain data: {str(reply['unencodable'])[:500]}")
-        if reply.get("stop") is True:
+        if reply.get("stop") is True and op == "next":  # the end of an iteration the test asked for
             raise StopIteration
         if "value" not in reply:
             self.broken = ProgramGone("the program broke the protocol")

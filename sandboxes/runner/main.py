@@ -41,9 +41,8 @@ from .process import (
     OPEN_FILES_LIMIT,
     Spare,
     SpareLost,
-    cpu_seconds,
+    Zygote,
     fingerprint,
-    fork_spare,
     give_order,
     ipc_objects,
     kill,
@@ -51,6 +50,8 @@ from .process import (
     make_work_dirs,
     oom_kills,
     poll_exit,
+    program_cpu,
+    rss_mb,
     vsize,
     wipe_work_dirs,
 )
@@ -74,7 +75,8 @@ REPLY_SLACK = 1 << 20  # a call test's return value may be larger than its print
 FILE_SIZE_LIMIT = 64 * 1024 * 1024
 SPARES = 1  # program processes forked ahead; a job that needs more (io tests, re-runs) forks them as it goes
 JUDGE_BATCHES = 500  # the judge is replaced after this many batches
-JUDGE_IDLE_WAIT_S = 1.0
+JUDGE_IDLE_WAIT_S = 0.1  # a judge not done with its last batch by then is replaced (it may be stuck in a hostile reply)
+JUDGE_MAX_RSS_MB = 256  # a judge grown past this is replaced after the job
 # Imported once here so that forked test processes find them loaded instead of paying for
 # the import in every process. Kept small: every module makes each fork slower.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "ast", "fractions", "decimal")
@@ -205,6 +207,7 @@ class Batch:
         self.outputs: dict[int, bytearray] = {}
         self.judge_frames = b""
         self.program_status: tuple[int, float] | None = None
+        self.gone_cpu = 0.0  # CPU of the program's processes reaped by the runner in this batch
         self.output_exceeded = self.cancelled = self.stopped = False
         self.watched: set[int] = set()
         runner.batches += 1
@@ -261,7 +264,7 @@ class Batch:
             return spare
         except SpareLost:  # should not happen (no program can reach a spare): use a fresh one
             spare.close()
-            fresh = fork_spare()
+            fresh = self.runner.zygote.fork_spare()
             give_order(fresh, order, stdin, fds)
             return fresh
 
@@ -278,7 +281,7 @@ class Batch:
     def _begin_clock(self) -> None:
         assert self.program is not None
         self.began = time.monotonic()
-        self.cpu_at_start = cpu_seconds(self.program.pid)
+        self.cpu_at_start = self._program_cpu()
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -286,16 +289,26 @@ class Batch:
     def done(self) -> bool:
         return self.stopped or self.position >= len(self.tests)
 
+    def _program_cpu(self) -> float:
+        """CPU time of the program's processes so far: its process and every process it started
+        (live, zombie, or waited for by it), and those the runner has reaped in this batch.
+        Everything in the container but the runner's own processes is the program's."""
+        return self.gone_cpu + program_cpu(self.runner.own_pids())
+
     def _cpu_used(self) -> float:
+        return max(0.0, self._program_cpu() - self.cpu_at_start)
+
+    def _reap_program(self) -> None:
         assert self.program is not None
-        if self.program_status is not None:
-            return max(0.0, self.program_status[1] - self.cpu_at_start)
-        return max(0.0, cpu_seconds(self.program.pid) - self.cpu_at_start)
+        if self.program_status is None:
+            self.program_status = poll_exit(self.program)
+            if self.program_status is not None:
+                self.gone_cpu += self.program_status[1]
 
     def watch(self) -> None:
         while not self.done:
             now = time.monotonic()
-            used = self._cpu_used() if self.program_status is None else 0.0
+            used = self._cpu_used()
             if used > self.cpu_limit or now - self.began > self.wall_limit:
                 self._out_of_time(wall=now - self.began > self.wall_limit)
                 return
@@ -370,7 +383,7 @@ class Batch:
         assert self.program is not None
         deadline = time.monotonic() + 0.5
         while self.program_status is None and time.monotonic() < deadline:
-            self.program_status = poll_exit(self.program)
+            self._reap_program()
             if self.program_status is None:
                 time.sleep(0.002)
         if self.program_status is None:  # alive, but it closed its end of the socket
@@ -386,7 +399,7 @@ class Batch:
 
     def _on_program_exit(self) -> None:
         assert self.program is not None
-        self.program_status = poll_exit(self.program)
+        self._reap_program()
         if self.program_status is None:
             return
         self._unwatch(self.program.exit_fd)
@@ -490,6 +503,7 @@ class Batch:
 
 class Runner:
     def __init__(self, channel: Channel) -> None:
+        self.zygote = Zygote(close_in_child=(channel.fd_in, channel.fd_out))  # before any job is read
         self.channel = channel
         self.jobs = 0
         self.job_id: Any = None
@@ -512,11 +526,15 @@ class Runner:
         return self.oom_kills > before
 
     def take_spare(self) -> Spare:
-        return self.spares.pop(0) if self.spares else fork_spare()
+        return self.spares.pop(0) if self.spares else self.zygote.fork_spare()
+
+    def own_pids(self) -> frozenset[int]:
+        """The runner and the processes that are its, not the program's."""
+        return self._spare_pids() | {os.getpid()}
 
     def _spare_pids(self) -> frozenset[int]:
-        """The processes a sweep must spare: the waiting spares and the judge."""
-        return frozenset([s.pid for s in self.spares] + ([self.judge.pid] if self.judge else []))
+        """The processes a sweep must spare: the zygote, the waiting spares and the judge."""
+        return frozenset([self.zygote.pid, *(s.pid for s in self.spares)] + ([self.judge.pid] if self.judge else []))
 
     def read_judge(self) -> list[dict[str, Any]]:
         """The judge's frames that are ready (one read)."""
@@ -524,23 +542,32 @@ class Runner:
         data = os.read(self.judge.report, READ_CHUNK)
         return self.judge_frames.feed(data) if data else []
 
+    def _judge_idle(self, wait_s: float) -> bool:
+        """Whether the judge has said `done` to its last batch, waiting up to `wait_s` for it."""
+        assert self.judge is not None
+        deadline = time.monotonic() + wait_s
+        while self.judge_busy:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.judge.report], [], [], left)[0]:
+                break
+            data = os.read(self.judge.report, READ_CHUNK)
+            if not data:
+                break
+            for frame in self.judge_frames.feed(data):
+                if frame.get("batch") == self.judge_batch and frame.get("done"):
+                    self.judge_busy = False
+        return not self.judge_busy
+
     def ready_judge(self) -> Spare:
         """The judge, idle: the one alive if it has finished its last batch (it does within a
         moment of its program's process ending), else a new one. The judge is trusted and no
         program can reach it, so one serves many jobs; it is replaced every JUDGE_BATCHES."""
-        if self.judge is not None and self.judge_busy:
-            deadline = time.monotonic() + JUDGE_IDLE_WAIT_S
-            while self.judge_busy and time.monotonic() < deadline:
-                ready, _, _ = select.select([self.judge.report], [], [], max(0.0, deadline - time.monotonic()))
-                for frame in self.read_judge() if ready else []:
-                    if frame.get("batch") == self.judge_batch and frame.get("done"):
-                        self.judge_busy = False
-            if self.judge_busy:
-                self.drop_judge()
+        if self.judge is not None and not self._judge_idle(JUDGE_IDLE_WAIT_S):
+            self.drop_judge()
         if self.judge is not None and self.judge_served >= JUDGE_BATCHES:
             self.drop_judge()
         if self.judge is None:
-            judge = fork_spare()
+            judge = self.zygote.fork_spare()
             give_order(judge, {"role": "judge"}, keep_open=True)
             for fd in (judge.stdout, judge.stderr):
                 os.close(fd)
@@ -599,12 +626,14 @@ class Runner:
 
     def _top_up(self) -> None:
         while len(self.spares) < SPARES:
-            self.spares.append(fork_spare())
+            self.spares.append(self.zygote.fork_spare())
 
     def _clean_up(self) -> str | None:
         """After a job's reply: leave the container as a new one would be, or say why not."""
         if kill_strays(keep=self._spare_pids(), wait=True):
             return "stray_processes"
+        if self.judge is not None and (not self._judge_idle(JUDGE_IDLE_WAIT_S) or rss_mb(self.judge.pid) > JUDGE_MAX_RSS_MB):
+            self.drop_judge()
         if fingerprint() != self.fingerprint:
             return "runner_tampered"
         if ipc_objects():

@@ -70,26 +70,88 @@ class Spare:
         self.stdout = self.stderr = self.report = -1
 
 
-def fork_spare() -> Spare:
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    order_runner, order_spare = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    stdin = os.memfd_create("stdin")
+class Zygote:
+    """A clean process that forks the spares. It is forked from the runner before the runner
+    has read any job, and is told nothing but "fork": a program's process inherits its memory,
+    never the runner's, which holds earlier jobs' programs, outputs and results (a program
+    could otherwise read an earlier, right program of its group out of its own memory).
+
+    Each spare is forked twice (the zygote forks a child that forks the spare and exits), so
+    that it is orphaned and becomes the runner's child: PID 1 adopts every orphan in its PID
+    namespace, and the runner can wait for it, read its exit status and its CPU time."""
+
+    def __init__(self, close_in_child: tuple[int, ...] = ()) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            self.sock.close()
+            for fd in close_in_child:
+                os.close(fd)
+            _zygote(theirs)
+        theirs.close()
+        self.pid = pid
+
+    def fork_spare(self) -> Spare:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        order_runner, order_spare = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stdin = os.memfd_create("stdin")
+        theirs = (stdin, out_w, err_w, rep_w, order_spare.fileno())
+        try:
+            socket.send_fds(self.sock, [b"F"], list(theirs))
+            data = b""
+            while len(data) < 8:
+                chunk = self.sock.recv(8 - len(data))
+                if not chunk:
+                    raise OSError("the zygote is gone")
+                data += chunk
+            pid = int.from_bytes(data, "big")
+            if pid <= 0:
+                raise OSError("the zygote could not fork")
+        except OSError:
+            for fd in (out_r, err_r, rep_r, stdin):
+                os.close(fd)
+            order_runner.close()
+            raise
+        finally:
+            for fd in (out_w, err_w, rep_w):
+                os.close(fd)
+            order_spare.close()
+        return Spare(pid, _exit_fd(pid), order_runner, stdin, out_r, err_r, rep_r)
+
+
+def _zygote(sock: socket.socket) -> None:
+    """The zygote's life: a spare per request, until the runner closes the socket. Never returns."""
     try:
-        pid = _fork()
-    except OSError:
-        for fd in (out_r, out_w, err_r, err_w, rep_r, rep_w, stdin):
-            os.close(fd)
-        order_runner.close()
-        order_spare.close()
-        raise
-    if pid == 0:
-        _await_order({0: stdin, 1: out_w, 2: err_w, 3: rep_w, ORDER_FD: order_spare.fileno()})
-    for fd in (out_w, err_w, rep_w):
-        os.close(fd)
-    order_spare.close()
-    return Spare(pid, _exit_fd(pid), order_runner, stdin, out_r, err_r, rep_r)
+        while True:
+            message, fds, _, _ = socket.recv_fds(sock, 1, 5)
+            if not message:
+                os._exit(0)
+            read_end, write_end = os.pipe()
+            try:
+                middle = _fork()
+            except OSError:
+                middle = -1
+            if middle == 0:
+                os.close(read_end)
+                spare = _fork()
+                if spare == 0:
+                    os.close(write_end)
+                    sock.close()
+                    _await_order(dict(zip((0, 1, 2, 3, ORDER_FD), fds)))
+                os.write(write_end, spare.to_bytes(8, "big"))
+                os._exit(0)
+            os.close(write_end)
+            data = os.read(read_end, 8) if middle > 0 else b""
+            os.close(read_end)
+            if middle > 0:
+                os.waitpid(middle, 0)  # once it is gone, the spare is the runner's child
+            for fd in fds:
+                os.close(fd)
+            sock.sendall(data if len(data) == 8 else bytes(8))
+    finally:
+        os._exit(0)
 
 
 _sigchld_fd = -1
@@ -141,13 +203,19 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, every thread) of a live process; 0.0 once it is gone."""
+    """CPU time (user + system, every thread, and the children it waited for) of a process that
+    is alive or a zombie; 0.0 once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
+        return sum(int(v) for v in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+    except (OSError, IndexError, ValueError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def program_cpu(own: frozenset[int]) -> float:
+    """CPU time of every process in the container but `own` (the runner's)."""
+    return sum(cpu_seconds(pid) for pid in other_pids() if pid not in own)
 
 
 def _fork(attempts: int = 100) -> int:
@@ -385,6 +453,18 @@ def fingerprint() -> tuple[Any, ...]:
         os.sched_getscheduler(0),
         frozenset(os.sched_getaffinity(0)),
     )
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB; 0.0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def vsize() -> int:
