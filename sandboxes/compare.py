@@ -31,6 +31,7 @@ REL_TOL = 1e-6
 ABS_TOL = 1e-9
 MAX_DEPTH = codec.MAX_DEPTH + 2
 _SNIPPET = 200
+_REL, _ABS = fractions.Fraction(1, 10**6), fractions.Fraction(1, 10**9)
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -82,7 +83,7 @@ def _tokens_equal(expected: str, actual: str) -> bool:
     a = _exact(actual)
     if a is None:
         return False
-    return abs(e - a) <= max(ABS_TOL, REL_TOL * max(abs(e), abs(a)))
+    return abs(e - a) <= max(_ABS, _REL * max(abs(e), abs(a)))  # exact: no float to overflow
 
 
 def lines_equal(expected: str, actual: str) -> bool:
@@ -145,7 +146,9 @@ def values_equal(expected: Any, actual: Any, _depth: int = 0) -> bool:
     if e_type in (tuple, collections.deque):
         return type(actual) is e_type and len(expected) == len(actual) and all(values_equal(e, a, down) for e, a in zip(expected, actual))
     if e_type in (set, frozenset):  # elements are hashable plain data; a bool is not the int 1
-        return type(actual) in (set, frozenset) and {_strict(x) for x in expected} == {_strict(x) for x in actual}
+        if type(actual) not in (set, frozenset) or len(expected) != len(actual):
+            return False
+        return {_strict(x) for x in expected} == {_strict(x) for x in actual}
     if e_type in (dict, collections.Counter, collections.OrderedDict):
         if not isinstance(actual, dict) or len(expected) != len(actual):
             return False
@@ -171,6 +174,11 @@ def _strict(key: Any) -> Any:
         return ("bool", key)
     if type(key) in (tuple, frozenset):
         return (type(key).__name__, type(key)(_strict(k) for k in key))
+    if dataclasses.is_dataclass(key):  # a record: by name, fields and values, not by its (per-decoder) class
+        fields = dataclasses.fields(key)
+        return ("record", type(key).__name__, tuple(f.name for f in fields), tuple(_strict(getattr(key, f.name)) for f in fields))
+    if isinstance(key, tuple) and hasattr(type(key), "_fields"):
+        return ("namedtuple", type(key).__name__, type(key)._fields, tuple(_strict(k) for k in key))
     return (type(key).__name__ if type(key) is not int and type(key) is not float else "number", key)
 
 

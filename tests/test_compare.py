@@ -99,6 +99,7 @@ def test_json_floats_within_tolerance_and_bools_apart_from_numbers() -> None:
         ('{"$set": [0, 1]}', '{"$set": [true, false]}', False),  # a bool is no number, in a set either
         ('{"$dict": [[1, "a"]]}', '{"$dict": [[true, "a"]]}', False),
         ('{"$set": [{"$tuple": [1, 2]}]}', '{"$set": [{"$tuple": [true, 2]}]}', False),
+        ("1e400", "0", False),  # no float to overflow in the tolerance either
         ("1", "true", False),
         ("null", "[]", False),
         ("[1]", '{"$ref": {"id": 1, "type": "X"}}', False),
@@ -200,3 +201,15 @@ def test_compare_json_agrees_with_json_equal_and_its_detail_is_short(a: object, 
     detail = compare_json(json.dumps(a), json.dumps(b))
     assert (detail is None) == json_equal(a, b)
     assert detail is None or len(detail) <= 2 * 200 + 32
+
+
+def test_records_compare_by_name_and_fields_whatever_a_decoder_cached_between() -> None:
+    """The host decodes many programs' values in one process: records in a set or as dict keys
+    must not depend on the identity of a cached class another program's value evicted."""
+    from sandboxes.runner import codec
+
+    expected = '{"$frozenset": [{"$record": {"name": "P", "kind": "dataclass", "fields": [["x", 1]]}}]}'
+    decoded = codec.loads(expected)
+    many = [{"$record": {"name": f"R{i}", "kind": "dataclass", "fields": [["x", i]]}} for i in range(codec.MAX_RECORD_CLASSES + 10)]
+    codec.loads(json.dumps(many))  # evicts every cached record class
+    assert json_equal(decoded, codec.loads(expected))

@@ -593,6 +593,23 @@ async def test_cpu_burnt_in_child_processes_counts(pool: SandboxPool) -> None:
     """)
     result = await pool.run(problem(AssertTest("assert work() == 42"), entry_point="work"), offload)  # 1.6 s of CPU, 1 s limit
     assert result.verdict is Verdict.TIMEOUT, result
+    # Children that the kernel reaps at once (their parent ignores SIGCHLD) leave no trace in
+    # /proc nor in the parent's times: the container's CPU counter still has them.
+    unwaited = code("""
+        import os, signal, time
+        def work():
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            for _ in range(4):  # one after the other: at no moment is more than 0.4 s of it alive
+                if os.fork() == 0:
+                    began = time.process_time()
+                    while time.process_time() - began < 0.4:
+                        pass
+                    os._exit(0)
+                time.sleep(0.5)
+            return 42
+    """)
+    result = await pool.run(problem(AssertTest("assert work() == 42"), entry_point="work"), unwaited)
+    assert result.verdict is Verdict.TIMEOUT, result
 
 
 async def test_a_hash_flooding_reply_is_a_quick_failure_never_a_sandbox_error(pool: SandboxPool) -> None:

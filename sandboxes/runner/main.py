@@ -49,6 +49,7 @@ from .process import (
     kill_strays,
     make_work_dirs,
     oom_kills,
+    own_cpu_seconds,
     poll_exit,
     program_cpu,
     rss_mb,
@@ -293,7 +294,7 @@ class Batch:
         """CPU time of the program's processes so far: its process and every process it started
         (live, zombie, or waited for by it), and those the runner has reaped in this batch.
         Everything in the container but the runner's own processes is the program's."""
-        return self.gone_cpu + program_cpu(self.runner.own_pids())
+        return program_cpu(self.runner.own_pids(), self.runner.own_gone_cpu, self.gone_cpu)
 
     def _cpu_used(self) -> float:
         return max(0.0, self._program_cpu() - self.cpu_at_start)
@@ -515,6 +516,7 @@ class Runner:
         self.judge_busy = False  # it has not yet said `done` to its last batch
         self.judge_frames = FrameBuffer()
         self.judge_batch = self.judge_served = 0
+        self.own_gone_cpu = 0.0  # CPU of the runner's own processes that are gone, or became the program's
         self.batches = 0
         self.fingerprint = fingerprint()
 
@@ -526,7 +528,9 @@ class Runner:
         return self.oom_kills > before
 
     def take_spare(self) -> Spare:
-        return self.spares.pop(0) if self.spares else self.zygote.fork_spare()
+        spare = self.spares.pop(0) if self.spares else self.zygote.fork_spare()
+        self.own_gone_cpu += own_cpu_seconds(spare.pid)  # from now on, its time is the program's
+        return spare
 
     def own_pids(self) -> frozenset[int]:
         """The runner and the processes that are its, not the program's."""
@@ -579,7 +583,8 @@ class Runner:
         if self.judge is not None:
             kill(self.judge.pid)
             try:
-                os.waitpid(self.judge.pid, 0)
+                _, _, usage = os.wait4(self.judge.pid, 0)
+                self.own_gone_cpu += usage.ru_utime + usage.ru_stime
             except ChildProcessError:
                 pass
             self.judge.close()

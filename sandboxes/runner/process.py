@@ -213,9 +213,57 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def program_cpu(own: frozenset[int]) -> float:
-    """CPU time of every process in the container but `own` (the runner's)."""
-    return sum(cpu_seconds(pid) for pid in other_pids() if pid not in own)
+# The container's own CPU counter: cgroup v2, then v1 (path, key or None, seconds per unit).
+_CGROUP_CPU = (
+    ("/sys/fs/cgroup/cpu.stat", "usage_usec", 1e-6),
+    ("/sys/fs/cgroup/cpuacct/cpuacct.usage", None, 1e-9),
+    ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", None, 1e-9),
+)
+
+
+def container_cpu() -> float | None:
+    """CPU time of every process the container ever ran, reaped or not; None if unreadable."""
+    for path, key, unit in _CGROUP_CPU:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if key is None:
+            return int(text.split()[0]) * unit
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value) * unit
+    return None
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU time of one of the runner's own single-threaded processes, itself only (not the
+    children it reaped), in nanoseconds' precision where the kernel has schedstat."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) * 1e-9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def program_cpu(own: frozenset[int], own_gone_s: float, reaped_s: float) -> float:
+    """CPU time of the program's processes: the container's whole counter less the runner's own
+    processes (`own`, and `own_gone_s` for those it has reaped). The counter sees every process,
+    even one reaped at once because its parent ignores SIGCHLD. Without a readable cgroup
+    (gVisor), the sum over live and zombie processes that are not the runner's, plus `reaped_s`
+    for the program's processes the runner has reaped."""
+    total = container_cpu()
+    if total is None:
+        return reaped_s + sum(cpu_seconds(pid) for pid in other_pids() if pid not in own)
+    return total - own_gone_s - sum(own_cpu_seconds(pid) for pid in own)
 
 
 def _fork(attempts: int = 100) -> int:
