@@ -175,10 +175,11 @@ def _strict(key: Any) -> Any:
     if type(key) in (tuple, frozenset):
         return (type(key).__name__, type(key)(_strict(k) for k in key))
     if dataclasses.is_dataclass(key):  # a record: by name, fields and values, not by its (per-decoder) class
-        fields = dataclasses.fields(key)
-        return ("record", type(key).__name__, tuple(f.name for f in fields), tuple(_strict(getattr(key, f.name)) for f in fields))
+        names = tuple(f.name for f in dataclasses.fields(key))
+        return ("record", type(key).__name__, names, tuple(_strict(getattr(key, name)) for name in names))
     if isinstance(key, tuple) and hasattr(type(key), "_fields"):
-        return ("namedtuple", type(key).__name__, type(key)._fields, tuple(_strict(k) for k in key))
+        fields: tuple[str, ...] = type(key)._fields  # type: ignore[attr-defined]
+        return ("namedtuple", type(key).__name__, fields, tuple(_strict(k) for k in key))
     return (type(key).__name__ if type(key) is not int and type(key) is not float else "number", key)
 
 
