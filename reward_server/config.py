@@ -1,61 +1,62 @@
-"""Configuration of one reward server process: one validated dataclass, from flags or TOML."""
+"""Configuration of one reward server process: one validated dataclass, from flags or TOML.
+
+The sandbox pool's settings are a `SandboxConfig` (sandboxes/config.py) inside it, declared
+once there; `SANDBOX_FLAGS` names those the command line and TOML files set, as flat keys
+(`--workers`, `workers = 8`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from reward_api.config_flags import option
+from sandboxes.config import SandboxConfig
+
+# Help texts of the SandboxConfig fields that are flags of `reward-server`, written for its
+# operator. They live here because SandboxConfig documents its fields in docstrings, which
+# `add_flags` does not read.
+SANDBOX_FLAGS = {
+    "workers": "Warm sandbox containers, each running one job at a time; by default one per CPU core.",
+    "image": "Sandbox image; empty = the tag this source tree builds (`codereward-build-image`).",
+    "runtime": "OCI runtime of the sandboxes: runc, or runsc (gVisor).",
+    "jobs_per_container": "A sandbox container is replaced after this many jobs.",
+    "outage_timeout_s": "With no sandbox container alive for this long (Docker engine down), programs are answered "
+    "SANDBOX_ERROR (masked, counted in codereward_sandbox_errors_total) instead of waiting; 0 = wait.",
+}
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    """Address to listen on. Anything but loopback needs TLS and a token, or --insecure."""
-    port: int = 50051
-    """gRPC port (0 = pick a free one)."""
-    metrics_port: int | None = 9464
-    """Prometheus /metrics port (0 = pick a free one, None = no metrics endpoint)."""
-    metrics_host: str = ""
-    """Address of the metrics endpoint; empty = the same as `host`."""
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    """Warm sandbox containers (one job each at a time)."""
-    image: str = ""
-    """Sandbox image; empty = the tag this source tree builds (`codereward-build-image`)."""
-    runtime: str = "runc"
-    """OCI runtime of the sandboxes: runc, or runsc (gVisor)."""
-    jobs_per_container: int = 1000
-    """A sandbox container is replaced after this many jobs."""
-    outage_timeout_s: float = 60.0
-    """With no sandbox container alive for this long (Docker engine down), programs are answered
-    SANDBOX_ERROR (masked, counted in codereward_sandbox_errors_total) instead of waiting; 0 = wait."""
-    max_completions: int = 256
-    """Completions in one request."""
-    max_code_bytes: int = 64 * 1024
-    """Size of one completion's code."""
-    max_test_bytes: int = 64 * 1024
-    """Size of one test (assert code, stdin + expected stdout, or args + expected JSON)."""
-    max_setup_bytes: int = 64 * 1024
-    max_tests: int = 256
-    """Tests in one problem."""
-    max_queue: int = 4096
-    """Programs admitted (queued or running) before requests get RESOURCE_EXHAUSTED."""
-    token: str | None = None
-    """Bearer token every call must carry (authorization metadata), health checks aside."""
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    insecure: bool = False
-    """Allow a non-loopback address without TLS and token. This server runs arbitrary code."""
-    drain_s: float = 2.0
-    """On SIGTERM, how long to keep answering with health NOT_SERVING, so that load balancers
-    and clients move to other servers, before new calls are refused."""
-    grace_s: float = 30.0
-    """Then, how long in-flight requests get to finish."""
+    host: str = option("127.0.0.1", "Address to listen on. Anything but loopback needs TLS and a token, or --insecure.")
+    port: int = option(50051, "gRPC port (0 = pick a free one).")
+    metrics_port: int | None = option(9464, "Prometheus /metrics port (0 = pick a free one, None = no metrics endpoint).")
+    metrics_host: str = option("", "Address of the metrics endpoint; empty = the same as `host`.")
+    sandbox: SandboxConfig = option(
+        help="The sandbox pool: containers, their limits and how they are replaced.", default_factory=SandboxConfig
+    )
+    max_completions: int = option(256, "Most completions in one request.")
+    max_code_bytes: int = option(64 * 1024, "Largest size of one completion's code.")
+    max_test_bytes: int = option(64 * 1024, "Largest size of one test (assert code, stdin + expected stdout, or args + expected JSON).")
+    max_setup_bytes: int = option(64 * 1024, "Largest size of a problem's setup code.")
+    max_tests: int = option(256, "Most tests in one problem.")
+    max_queue: int = option(4096, "Programs admitted (queued or running) before requests get RESOURCE_EXHAUSTED.")
+    token: str | None = option(None, "Bearer token every call must carry (authorization metadata), health checks aside.")
+    tls_cert: Path | None = option(None, "PEM certificate chain of the server; with --tls-key, the server speaks TLS only.")
+    tls_key: Path | None = option(None, "PEM private key of --tls-cert.")
+    insecure: bool = option(False, "Allow a non-loopback address without TLS and token. This server runs arbitrary code.")
+    drain_s: float = option(
+        2.0,
+        "On SIGTERM, how long to keep answering with health NOT_SERVING, so that load balancers "
+        "and clients move to other servers, before new calls are refused.",
+    )
+    grace_s: float = option(30.0, "Then, how long in-flight requests get to finish.")
 
     def __post_init__(self) -> None:
-        for name in ("max_completions", "max_code_bytes", "max_test_bytes", "max_tests", "max_queue", "workers"):
+        for name in ("max_completions", "max_code_bytes", "max_test_bytes", "max_tests", "max_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -71,18 +72,24 @@ class ServerConfig:
         return self.tls_cert is not None
 
     @classmethod
+    def from_flat(cls, data: dict[str, Any], source: str = "config") -> ServerConfig:
+        """From flat keys: this class's fields, and the SANDBOX_FLAGS of its sandbox."""
+        known = {f.name for f in fields(cls) if f.name != "sandbox"} | set(SANDBOX_FLAGS)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        sandbox = SandboxConfig(**{k: v for k, v in data.items() if k in SANDBOX_FLAGS})
+        return cls(**{k: v for k, v in data.items() if k not in SANDBOX_FLAGS}, sandbox=sandbox)
+
+    @classmethod
     def from_toml(cls, path: Path, **overrides: Any) -> ServerConfig:
         with open(path, "rb") as f:
             data = tomllib.load(f)
         data = data.get("server", data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         for key in ("tls_cert", "tls_key"):
             if data.get(key):
                 data[key] = Path(data[key])
-        return cls(**{**data, **overrides})
+        return cls.from_flat({**data, **overrides}, source=str(path))
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,53 +12,31 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any
 
-from .config import ServerConfig
+from reward_api.config_flags import HelpFormatter, add_flags, given_flags
+from sandboxes.config import SandboxConfig
+
+from .config import SANDBOX_FLAGS, ServerConfig
 from .server import RewardServer, StartupError
 
 log = logging.getLogger("reward_server")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reward-server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="reward-server", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", type=Path, help="TOML file with ServerConfig keys (top level or a [server] table); flags override it")
-    parser.add_argument("--log-level", default="INFO")
-    for f in fields(ServerConfig):
-        flag = "--" + f.name.replace("_", "-")
-        doc = _doc(f.name)
-        if f.type in ("bool",):
-            parser.add_argument(flag, action="store_true", default=None, help=doc)
-            continue
-        kind: Any = {"int": int, "float": float, "int | None": int, "Path | None": Path}.get(str(f.type), str)
-        default = f.default if f.default is not MISSING else "(per machine)"
-        parser.add_argument(flag, type=kind, default=None, help=f"{doc} (default: {default})")
+    parser.add_argument("--log-level", default="INFO", help="Logging level: DEBUG, INFO, WARNING or ERROR (default: INFO).")
+    add_flags(parser, ServerConfig)
+    add_flags(parser, SandboxConfig, SANDBOX_FLAGS)
     return parser
 
 
-def _doc(name: str) -> str:
-    """The attribute docstring under `name` in ServerConfig's source, on one line."""
-    import inspect
-
-    source = inspect.getsource(ServerConfig)
-    marker = f"    {name}:"
-    index = source.find(marker)
-    if index < 0:
-        return ""
-    after = source[index:].split("\n", 1)[1].lstrip()
-    if not after.startswith('"""'):
-        return ""
-    doc = after[3 : after.index('"""', 3)]
-    return " ".join(doc.split()).replace("%", "%%")
-
-
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    overrides = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if getattr(args, f.name, None) is not None}
+    overrides = {**given_flags(args, ServerConfig), **given_flags(args, SandboxConfig, SANDBOX_FLAGS)}
     if args.config:
         return ServerConfig.from_toml(args.config, **overrides)
-    return ServerConfig(**overrides)
+    return ServerConfig.from_flat(overrides)
 
 
 async def serve(config: ServerConfig) -> int:

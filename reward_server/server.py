@@ -22,7 +22,6 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from codereward.v1 import reward_pb2, reward_pb2_grpc
-from sandboxes.config import SandboxConfig
 from sandboxes.image import image_tag
 from sandboxes.pool import SandboxPool
 
@@ -45,16 +44,6 @@ class StartupError(RuntimeError):
     """The server cannot start; the message says how to fix it."""
 
 
-def sandbox_config(config: ServerConfig) -> SandboxConfig:
-    return SandboxConfig(
-        image=config.image,
-        workers=config.workers,
-        runtime=config.runtime,
-        jobs_per_container=config.jobs_per_container,
-        outage_timeout_s=config.outage_timeout_s,
-    )
-
-
 def check_docker(image: str) -> docker.DockerClient:
     """Fail fast, with the fix, when the engine or the image is missing."""
     try:
@@ -74,9 +63,9 @@ def check_docker(image: str) -> docker.DockerClient:
 
 
 class RewardServer:
-    def __init__(self, config: ServerConfig, sandbox: SandboxConfig | None = None) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.sandbox = sandbox or sandbox_config(config)
+        self.sandbox = config.sandbox
         self.metrics = Metrics()
         self.health = HealthServicer()
         self.pool: SandboxPool | None = None

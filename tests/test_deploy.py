@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reward_api.client import AsyncRewardClient
 from reward_api.types import Verdict, assert_test, call_test, make_problem
 from reward_server.config import ServerConfig
+from reward_server.main import _parser, config_from_args
 from reward_server.server import RewardServer
 from sandboxes.config import SandboxConfig
 
@@ -134,9 +135,8 @@ def test_k8s_probes_use_grpc_health_and_shutdown_fits_the_grace_period() -> None
     drain, grace = float(_arg(server, "--drain-s")), float(_arg(server, "--grace-s"))
     assert pod["terminationGracePeriodSeconds"] > drain + grace
     # The flags parse into a valid ServerConfig (what the container will run).
-    ServerConfig(
-        host=_arg(server, "--host"), insecure=True, token="t", workers=int(_arg(server, "--workers")), drain_s=drain, grace_s=grace
-    )
+    config = config_from_args(_parser().parse_args(server["args"]))
+    assert (config.host, config.insecure, config.sandbox.workers, config.drain_s, config.grace_s) == ("0.0.0.0", True, 4, drain, grace)
 
 
 def test_k8s_sandboxes_run_in_the_pods_own_engine_not_the_nodes() -> None:
@@ -271,7 +271,7 @@ def exported_names(metrics_text: str) -> set[str]:
 
 
 async def start_server(sandbox: SandboxConfig) -> RewardServer:
-    server = RewardServer(ServerConfig(port=0, metrics_port=0, workers=sandbox.workers, grace_s=5.0), sandbox)
+    server = RewardServer(ServerConfig(port=0, metrics_port=0, grace_s=5.0, sandbox=sandbox))
     await server.start()
     return server
 

@@ -97,7 +97,7 @@ async def test_containers_killed_under_load_give_no_wrong_answer_and_the_pool_he
     program is re-run on a healthy container or answered SANDBOX_ERROR (masked), never FAILED
     for a right program nor PASSED for a wrong one; afterwards the pool is back to full size
     and scores correctly."""
-    server = RewardServer(ServerConfig(port=0, metrics_port=None, workers=2, grace_s=5.0), dataclasses.replace(fast_config, workers=2))
+    server = RewardServer(ServerConfig(port=0, metrics_port=None, grace_s=5.0, sandbox=dataclasses.replace(fast_config, workers=2)))
     await server.start()
     try:
         assert server.pool is not None

@@ -31,8 +31,8 @@ GOOD, BAD = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a 
 
 
 async def start_server(sandbox: SandboxConfig, **overrides: object) -> RewardServer:
-    config = ServerConfig(**{"port": 0, "metrics_port": 0, "workers": sandbox.workers, "grace_s": 5.0, **overrides})  # type: ignore[arg-type]
-    server = RewardServer(config, sandbox)
+    config = ServerConfig(**{"port": 0, "metrics_port": 0, "grace_s": 5.0, "sandbox": sandbox, **overrides})  # type: ignore[arg-type]
+    server = RewardServer(config)
     await server.start()
     return server
 

@@ -71,8 +71,3 @@ def test_unknown_keys_name_the_known_ones() -> None:
     with pytest.raises(ValueError, match="expected key=value"):
         TrainConfig.load(None, ["group_size"])
 
-
-def test_help_lists_every_field() -> None:
-    text = TrainConfig.help_text()
-    assert "group_size = 4" in text and "G: completions sampled per prompt" in text
-    assert "dynamic_sampling = False  DAPO's dynamic sampling" in text and "difficulty_band = ()" in text

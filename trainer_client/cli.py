@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reward_api.config_flags import HelpFormatter, add_flags, given_flags
+
 from .config import TrainConfig
 
 
@@ -23,16 +25,21 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-def train_main(argv: list[str] | None = None) -> int:
+def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grpo-train",
         description="GRPO on code against codereward reward servers (a local one is started when none is given).",
-        epilog="config keys (TOML top level or a [train] table; --set key=value overrides):\n" + TrainConfig.help_text().replace("%", "%%"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
+        usage="grpo-train [--config FILE] [--set KEY=VALUE ...] [--KEY VALUE ...] [--estimate-difficulty] [--no-progress]",
     )
-    parser.add_argument("--config", type=Path, help="TOML file with TrainConfig keys")
+    parser.add_argument("--config", type=Path, help="TOML file with TrainConfig keys (top level or a [train] table)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, as TOML reads it (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per step instead)")
     parser.add_argument(
@@ -41,9 +48,22 @@ def train_main(argv: list[str] | None = None) -> int:
         help="estimate each training problem's pass rate under the starting model (difficulty_samples each), cache it, "
         "report how many problems fall below, inside and above difficulty_band (default [0.1, 0.9]), and exit without training",
     )
-    args = parser.parse_args(argv)
+    add_flags(
+        parser.add_argument_group("config", "Each key of TrainConfig; a flag overrides the --config file, and --set overrides both."),
+        TrainConfig,
+    )
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The config `grpo-train` runs with: the --config file, then the flags, then --set."""
+    return TrainConfig.load(args.config, args.overrides, given_flags(args, TrainConfig))
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
     try:
-        config = TrainConfig.load(args.config, args.overrides)
+        config = train_config(args)
     except (ValueError, OSError) as exc:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 2

