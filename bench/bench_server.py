@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reward_api.client import AsyncRewardClient  # noqa: E402
 from reward_api.datasets import humaneval_requests  # noqa: E402
+from reward_api.listening import find_listening  # noqa: E402
 from reward_api.types import assert_test, make_problem, make_request  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -44,9 +44,9 @@ def start_server(workers: int) -> tuple[subprocess.Popen[str], int]:
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        match = re.search(r"listening on [\d.]+:(\d+)", line)
-        if match:
-            return proc, int(match.group(1))
+        listening = find_listening(line)
+        if listening:
+            return proc, listening.port
     raise SystemExit(f"reward-server did not start (exit {proc.wait()})")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reward_api.client import AsyncRewardClient, SpreadSession  # noqa: E402
+from reward_api.listening import find_listening  # noqa: E402
 from reward_api.types import assert_test, make_problem, make_request  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -39,9 +39,9 @@ class Server:
         )
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            match = re.search(r"listening on [\d.]+:(\d+), metrics on :(\d+)", line)
-            if match:
-                self.target, self.metrics_port = f"127.0.0.1:{match.group(1)}", int(match.group(2))
+            listening = find_listening(line)
+            if listening:
+                self.target, self.metrics_port = f"127.0.0.1:{listening.port}", listening.metrics_port or 0
                 return
         raise SystemExit(f"reward-server did not start (exit {self.proc.wait()})")
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from reward_api.config_flags import HelpFormatter, add_flags, given_flags
+from reward_api.listening import Listening
 from sandboxes.config import SandboxConfig
 
 from .config import SANDBOX_FLAGS, ServerConfig
@@ -51,7 +52,7 @@ async def serve(config: ServerConfig) -> int:
         print(f"reward-server: {exc}", file=sys.stderr)
         await server.stop(grace_s=0)
         return 2
-    print(f"reward-server: listening on {config.host}:{server.port}, metrics on :{server.metrics_port or '-'}", file=sys.stderr, flush=True)
+    print(Listening(config.host, server.port, server.metrics_port or None).line(), file=sys.stderr, flush=True)
     await stop.wait()
     log.info("draining (grace %.0fs)", config.grace_s)
     await server.stop()

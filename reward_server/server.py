@@ -159,7 +159,3 @@ class RewardServer:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
             self._metrics_http = None
-
-    async def wait(self) -> None:
-        assert self.server is not None
-        await self.server.wait_for_termination()

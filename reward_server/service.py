@@ -72,9 +72,9 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
             except Exception as exc:
-                # A message that does not decode as a ScoreRequest raises here. Without waking the
-                # writer below, the stream hung until the client's deadline (found by the
-                # bad-input tests); now it ends with INVALID_ARGUMENT.
+                # A message that does not decode as a ScoreRequest raises here. The writer below
+                # waits on `done`: it is woken first, or the stream would hang until the client's
+                # deadline instead of ending with INVALID_ARGUMENT (tests/test_bad_input.py).
                 done.put_nowait(None)
                 raise InvalidRequest(f"stream: a message could not be read as a ScoreRequest ({type(exc).__name__}: {exc})") from None
             if tasks:

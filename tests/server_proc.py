@@ -8,7 +8,6 @@ would block a chatty server), it takes an environment (DOCKER_HOST, TMPDIR) and 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import docker
 
+from reward_api.listening import find_listening
 from sandboxes.config import CONTAINER_LABEL
 
 from .helpers import parse_metrics
@@ -56,9 +56,9 @@ class ServerProcess:
         self.port = self.metrics_port = 0
         deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
-            match = re.search(r"listening on [\d.]+:(\d+), metrics on :(\d+)", self.output())
-            if match:
-                self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
+            listening = find_listening(self.output())
+            if listening:
+                self.port, self.metrics_port = listening.port, listening.metrics_port or 0
                 return
             if self.proc.poll() is not None:
                 break

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs torch (the trainer extra)")
 transformers = pytest.importorskip("transformers", reason="needs transformers (the trainer extra)")
 
-from trainer_client.policy import Batch, micro_batches, token_logprobs  # noqa: E402
+from trainer_client.policy import Batch, logprobs_no_grad, micro_batches, token_logprobs  # noqa: E402
 
 from .helpers import tiny_llama  # noqa: E402
 
@@ -73,3 +73,13 @@ def test_micro_batches_change_neither_log_probs_nor_gradient() -> None:
             n = COMPLETIONS[row]
             torch.testing.assert_close(logp[i, :n], whole[row, :n], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(split_grad, whole_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_old_and_reference_log_probs_are_the_updates_own_without_a_graph() -> None:
+    """logprobs_no_grad (old policy, reference model) gives the log-probabilities the update
+    computes for the same micro-batch, and keeps no autograd graph."""
+    torch.manual_seed(0)
+    model = tiny_llama(64)
+    sub = layout().rows(torch.arange(3))
+    old = logprobs_no_grad(model, sub, 0.7)
+    assert not old.requires_grad and torch.allclose(old, token_logprobs(model, sub, temperature=0.7).logp)

@@ -126,11 +126,7 @@ def token_logprobs(model: Any, batch: Batch, temperature: float = 1.0, *, entrop
     return TokenStats(logp=logp, entropy=ent.detach())
 
 
-def logprobs_no_grad(model: Any, batch: Batch, temperature: float, micro_batch: int) -> Tensor:
-    """token_logprobs without gradients, in micro-batches (old policy, reference model)."""
-    parts = []
+def logprobs_no_grad(model: Any, batch: Batch, temperature: float) -> Tensor:
+    """token_logprobs without gradients (old policy, reference model), for one micro-batch."""
     with torch.no_grad():
-        for start in range(0, batch.input_ids.shape[0], micro_batch):
-            rows = list(range(start, min(start + micro_batch, batch.input_ids.shape[0])))
-            parts.append(token_logprobs(model, batch.rows(rows), temperature).logp)
-    return torch.cat(parts)
+        return token_logprobs(model, batch, temperature).logp

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import ClientOptions, RewardServiceError, SpreadSession
+from reward_api.listening import find_listening
 from reward_api.types import GroupScore
 
 
@@ -105,9 +105,6 @@ def _die_with_parent() -> None:
         pass
 
 
-_LISTENING = re.compile(r"listening on (\S+):(\d+), metrics on :(\S+)")
-
-
 class LocalRewardServer:
     """`reward-server` in a child process on 127.0.0.1, a free port; log in `log_path`."""
 
@@ -144,10 +141,10 @@ class LocalRewardServer:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             text = self.log_path.read_text(errors="replace")
-            match = _LISTENING.search(text)
-            if match:
-                self.target = f"127.0.0.1:{match.group(2)}"
-                self.metrics_port = int(match.group(3)) if match.group(3).isdigit() else None
+            listening = find_listening(text)
+            if listening:
+                self.target = f"127.0.0.1:{listening.port}"
+                self.metrics_port = listening.metrics_port
                 return self.target
             if self.process.poll() is not None:
                 tail = "\n".join(text.splitlines()[-15:])

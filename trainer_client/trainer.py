@@ -216,7 +216,7 @@ class GRPOTrainer:
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
         config = self.config
-        if config.sampler == "vllm" or (config.sampler == "auto" and vllm_available()):  # --- vLLM sampler (issue 5) ---
+        if config.sampler == "vllm" or (config.sampler == "auto" and vllm_available()):
             from .vllm_sampler import VLLMSampler
 
             return VLLMSampler(
@@ -424,7 +424,7 @@ class GRPOTrainer:
                 _sampler_logprobs(completions) if correct else None,
             )
         updated = time.perf_counter()
-        # --- vLLM sampler (issue 5): the next step samples from the weights just updated ---
+        # vLLM samples from its own copy of the weights: the next step must sample from those just updated.
         sync = getattr(self.sampler, "sync_weights", None)
         if sync is not None and not update["update_skipped"]:
             sync(self.model)
@@ -463,9 +463,8 @@ class GRPOTrainer:
         ratios: list[torch.Tensor] = []
         weights = [_weight(config.loss_aggregation, mb) for mb, _ in micro]
         total = sum(weights)
-        size = max(int(mb.input_ids.shape[0]) for mb, _ in micro)
-        old = [logprobs_no_grad(self.model, mb, config.temperature, size) for mb, _ in micro] if config.updates_per_batch > 1 else None
-        ref = [logprobs_no_grad(self.ref_model, mb, config.temperature, size) for mb, _ in micro] if self.ref_model is not None else None
+        old = [logprobs_no_grad(self.model, mb, config.temperature) for mb, _ in micro] if config.updates_per_batch > 1 else None
+        ref = [logprobs_no_grad(self.ref_model, mb, config.temperature) for mb, _ in micro] if self.ref_model is not None else None
         sums: dict[str, float] = defaultdict(float)
         grad_norm = 0.0
         for iteration in range(config.updates_per_batch):
@@ -473,7 +472,7 @@ class GRPOTrainer:
             for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
                 stats = token_logprobs(self.model, mb, config.temperature, entropy=iteration == 0)
                 old_logp = old[index] if old else stats.logp.detach()
-                if sampled is not None and iteration == 0:  # --- IS correction (issue 5): fixed for the μ updates of this batch ---
+                if sampled is not None and iteration == 0:  # importance weights: fixed for the μ updates of this batch
                     weights_is = sequence_importance_weights(
                         old_logp, sampled[index], mb.completion_mask, config.vllm_importance_sampling_cap
                     )
