@@ -482,8 +482,12 @@ class Batch:
                 self.output_exceeded = True
 
     def stop(self) -> None:
-        if self.program is not None:
+        if self.program is not None and self.program_status is None:
             kill(self.program.pid)
+            try:  # reaped here, so the sweep after the job finds nothing left to wait for
+                os.waitpid(self.program.pid, 0)
+            except ChildProcessError:
+                pass
         for fd in list(self.watched):
             self._unwatch(fd)
         if self.program is not None:
@@ -528,7 +532,7 @@ class Runner:
         return self.oom_kills > before
 
     def take_spare(self) -> Spare:
-        spare = self.spares.pop(0) if self.spares else self.zygote.fork_spare()
+        spare = self.spares.pop(0) if self.spares else self.zygote.fork_spare()  # (collects one asked for)
         self.own_gone_cpu += own_cpu_seconds(spare.pid)  # from now on, its time is the program's
         return spare
 
@@ -537,7 +541,10 @@ class Runner:
         return self._spare_pids() | {os.getpid()}
 
     def _spare_pids(self) -> frozenset[int]:
-        """The processes a sweep must spare: the zygote, the waiting spares and the judge."""
+        """The processes a sweep must spare: the zygote, the waiting spares and the judge (spares
+        asked for are collected first: a sweep must not kill one in the making)."""
+        while self.zygote.requested:
+            self.spares.append(self.zygote.collect())
         return frozenset([self.zygote.pid, *(s.pid for s in self.spares)] + ([self.judge.pid] if self.judge else []))
 
     def read_judge(self) -> list[dict[str, Any]]:
@@ -629,9 +636,13 @@ class Runner:
             results[index] = TestReport(Verdict.SKIPPED, None)
         return [results[i] for i in range(len(job.tests))]
 
-    def _top_up(self) -> None:
-        while len(self.spares) < SPARES:
-            self.spares.append(self.zygote.fork_spare())
+    def _top_up(self, wait: bool = True) -> None:
+        """Spares for the next batch. Without `wait`, they are only asked for: the zygote forks
+        them while the runner waits for the next job, and `take_spare` collects them."""
+        while len(self.spares) + len(self.zygote.requested) < SPARES:
+            self.zygote.request()
+        while wait and self.zygote.requested:
+            self.spares.append(self.zygote.collect())
 
     def _clean_up(self) -> str | None:
         """After a job's reply: leave the container as a new one would be, or say why not."""
@@ -693,7 +704,7 @@ class Runner:
                 gc.unfreeze()
                 gc.collect()
                 gc.freeze()
-            self._top_up()
+            self._top_up(wait=False)
             self.channel.send({"type": "ready", "id": result.job_id})
 
 

@@ -90,25 +90,18 @@ class Zygote:
             _zygote(theirs)
         theirs.close()
         self.pid = pid
+        self.requested: list[tuple[socket.socket, int, int, int, int]] = []
 
-    def fork_spare(self) -> Spare:
+    def request(self) -> None:
+        """Ask for a spare without waiting: the zygote forks it while the runner does other work
+        (answers arrive in order; `collect` takes the oldest)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rep_r, rep_w = os.pipe()
         order_runner, order_spare = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stdin = os.memfd_create("stdin")
-        theirs = (stdin, out_w, err_w, rep_w, order_spare.fileno())
         try:
-            socket.send_fds(self.sock, [b"F"], list(theirs))
-            data = b""
-            while len(data) < 8:
-                chunk = self.sock.recv(8 - len(data))
-                if not chunk:
-                    raise OSError("the zygote is gone")
-                data += chunk
-            pid = int.from_bytes(data, "big")
-            if pid <= 0:
-                raise OSError("the zygote could not fork")
+            socket.send_fds(self.sock, [b"F"], [stdin, out_w, err_w, rep_w, order_spare.fileno()])
         except OSError:
             for fd in (out_r, err_r, rep_r, stdin):
                 os.close(fd)
@@ -118,7 +111,30 @@ class Zygote:
             for fd in (out_w, err_w, rep_w):
                 os.close(fd)
             order_spare.close()
+        self.requested.append((order_runner, stdin, out_r, err_r, rep_r))
+
+    def collect(self) -> Spare:
+        """The spare of the oldest request (OSError if the zygote could not fork it)."""
+        order_runner, stdin, out_r, err_r, rep_r = self.requested.pop(0)
+        data = b""
+        while len(data) < 8:
+            chunk = self.sock.recv(8 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        pid = int.from_bytes(data, "big") if len(data) == 8 else 0
+        if pid <= 0:
+            for fd in (out_r, err_r, rep_r, stdin):
+                os.close(fd)
+            order_runner.close()
+            raise OSError("the zygote could not fork a spare")
         return Spare(pid, _exit_fd(pid), order_runner, stdin, out_r, err_r, rep_r)
+
+    def fork_spare(self) -> Spare:
+        """A spare now: the one already asked for, or a new one."""
+        if not self.requested:
+            self.request()
+        return self.collect()
 
 
 def _zygote(sock: socket.socket) -> None:
