@@ -31,7 +31,7 @@ from types import CodeType
 from typing import Any
 
 from . import codec
-from .protocol import HEADER, FrameBuffer, receive_order
+from .protocol import FrameBuffer, receive_order, write_frame
 
 READ_CHUNK = 1 << 16
 REPLY_SLACK = 1 << 20  # a return value may be larger than a test's printed-output cap
@@ -123,10 +123,7 @@ class Connection:
             raise CannotCross(str(exc)) from None
 
     def _write(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
-        view = memoryview(HEADER.pack(len(data)) + data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_frame(self.fd, message)
 
     def send_load(self) -> None:
         """Ask the program to load itself afresh, without waiting: `finish_load` reads the answer."""
@@ -294,10 +291,7 @@ class Judge:
         self.conn = Connection(sock_fd, order["reply_cap"], {})
 
     def report(self, message: dict[str, Any]) -> None:
-        data = json.dumps({"batch": self.order["batch"], **message}).encode()
-        view = memoryview(HEADER.pack(len(data)) + data)
-        while view:
-            view = view[os.write(self.report_fd, view) :]
+        write_frame(self.report_fd, {"batch": self.order["batch"], **message})
 
     def _namespace(self, names: tuple[str, ...]) -> dict[str, Any]:
         """A fresh test namespace: setup code, then the names the test reads bound from
@@ -439,8 +433,7 @@ def serve(control: socket.socket, report_fd: int, work_dir: str) -> None:
             Judge(order, report_fd, sock_fd, tests_fd, details_fd).run()
         except BaseException as exc:  # a judge bug: reported, and the runner replaces the judge
             try:
-                data = json.dumps({"batch": order.get("batch"), "crashed": type(exc).__name__}).encode()
-                os.write(report_fd, HEADER.pack(len(data)) + data)
+                write_frame(report_fd, {"batch": order.get("batch"), "crashed": type(exc).__name__})
             finally:
                 os._exit(70)
         finally:

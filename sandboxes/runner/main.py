@@ -65,9 +65,9 @@ from .protocol import (
     Result,
     TestReport,
     Verdict,
-    encode_frame,
     send_order,
     wall_cap_s,
+    write_frame,
 )
 
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp/job", "TMPDIR": "/tmp/job"}
@@ -100,9 +100,7 @@ class Channel:
         self._scratch = bytearray(READ_CHUNK)
 
     def send(self, message: dict[str, Any]) -> None:
-        view = memoryview(encode_frame(message))
-        while view:
-            view = view[os.write(self.fd_out, view) :]
+        write_frame(self.fd_out, message)
 
     def _read_exact(self, size: int) -> bytes | None:
         data = bytearray()
@@ -206,7 +204,6 @@ class Batch:
         self.program: Spare | None = None
         self.judge: Spare | None = None
         self.outputs: dict[int, bytearray] = {}
-        self.judge_frames = b""
         self.program_status: tuple[int, float] | None = None
         self.gone_cpu = 0.0  # CPU of the program's processes reaped by the runner in this batch
         self.output_exceeded = self.cancelled = self.stopped = False
@@ -354,7 +351,12 @@ class Batch:
         )
 
     def _on_judge_data(self) -> None:
-        for frame in self.runner.read_judge():
+        frames = self.runner.read_judge()
+        if frames is None:  # the judge is gone: its exit settles the test
+            assert self.judge is not None
+            self._unwatch(self.judge.report)
+            return
+        for frame in frames:
             if frame.get("batch") != self.batch_id:
                 continue  # the end of an earlier batch that stopped early
             if frame.get("done"):
@@ -547,11 +549,11 @@ class Runner:
             self.spares.append(self.zygote.collect())
         return frozenset([self.zygote.pid, *(s.pid for s in self.spares)] + ([self.judge.pid] if self.judge else []))
 
-    def read_judge(self) -> list[dict[str, Any]]:
-        """The judge's frames that are ready (one read)."""
+    def read_judge(self) -> list[dict[str, Any]] | None:
+        """The judge's frames that one read completes; None at the end of its pipe."""
         assert self.judge is not None
         data = os.read(self.judge.report, READ_CHUNK)
-        return self.judge_frames.feed(data) if data else []
+        return self.judge_frames.feed(data) if data else None
 
     def _judge_idle(self, wait_s: float) -> bool:
         """Whether the judge has said `done` to its last batch, waiting up to `wait_s` for it."""
@@ -561,12 +563,11 @@ class Runner:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.judge.report], [], [], left)[0]:
                 break
-            data = os.read(self.judge.report, READ_CHUNK)
-            if not data:
-                break
-            for frame in self.judge_frames.feed(data):
-                if frame.get("batch") == self.judge_batch and frame.get("done"):
-                    self.judge_busy = False
+            frames = self.read_judge()
+            if frames is None:
+                break  # the judge is gone
+            if any(f.get("batch") == self.judge_batch and f.get("done") for f in frames):
+                self.judge_busy = False
         return not self.judge_busy
 
     def ready_judge(self) -> Spare:

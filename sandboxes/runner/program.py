@@ -20,7 +20,7 @@ from types import CodeType
 from typing import Any
 
 from . import codec
-from .protocol import HEADER, FrameBuffer
+from .protocol import FrameBuffer, encode_frame
 
 SOURCES = ("<program>", "<setup>")
 READ_CHUNK = 1 << 16
@@ -161,10 +161,10 @@ class Server:
 
     def send(self, reply: dict[str, Any]) -> None:
         try:
-            data = json.dumps(reply, allow_nan=False).encode()
+            frame = encode_frame(reply)
         except (ValueError, TypeError, RecursionError, OverflowError) as exc:
-            data = json.dumps({"unencodable": f"{type(exc).__name__}: {exc}"[:1000]}).encode()
-        view = memoryview(HEADER.pack(len(data)) + data)
+            frame = encode_frame({"unencodable": f"{type(exc).__name__}: {exc}"[:1000]})
+        view = memoryview(frame)
         while view:
             view = view[os.write(self.fd, view) :]
 

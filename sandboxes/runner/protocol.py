@@ -77,6 +77,13 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(data)) + data
 
 
+def write_frame(fd: int, message: dict[str, Any]) -> None:
+    """One frame to a descriptor, whole (a blocking write may take several calls)."""
+    view = memoryview(encode_frame(message))
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class FrameBuffer:
     """Accumulates bytes and yields complete frames. Raises ValueError on a bad frame."""
 
