@@ -138,9 +138,10 @@ def run_trl(args: argparse.Namespace, data: Path, target: str) -> dict[str, Any]
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from reward_api.datasets import read_jsonl
     from reward_api.integrations.trl import CodeReward
 
-    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows = list(read_jsonl(data))
     dataset = datasets.Dataset.from_list(
         [
             {"prompt": [{"role": "user", "content": r["prompt"]}], "tests": json.dumps(r["tests"]), "entry_point": r["entry_point"]}

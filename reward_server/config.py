@@ -16,17 +16,9 @@ from typing import Any
 from reward_api.config_flags import option
 from sandboxes.config import SandboxConfig
 
-# Help texts of the SandboxConfig fields that are flags of `reward-server`, written for its
-# operator. They live here because SandboxConfig documents its fields in docstrings, which
-# `add_flags` does not read.
-SANDBOX_FLAGS = {
-    "workers": "Warm sandbox containers, each running one job at a time; by default one per CPU core.",
-    "image": "Sandbox image; empty = the tag this source tree builds (`codereward-build-image`).",
-    "runtime": "OCI runtime of the sandboxes: runc, or runsc (gVisor).",
-    "jobs_per_container": "A sandbox container is replaced after this many jobs.",
-    "outage_timeout_s": "With no sandbox container alive for this long (Docker engine down), programs are answered "
-    "SANDBOX_ERROR (masked, counted in codereward_sandbox_errors_total) instead of waiting; 0 = wait.",
-}
+# The SandboxConfig fields an operator sets from `reward-server`'s flags and TOML file, as flat
+# keys; their help texts are the fields' own (sandboxes/config.py).
+SANDBOX_FLAGS = ("workers", "image", "runtime", "jobs_per_container", "outage_timeout_s")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from codereward.v1 import reward_pb2 as pb
-from sandboxes.types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, ScoringMode, TestCase
+from sandboxes.types import (
+    AssertTest,
+    CallTest,
+    IoTest,
+    Limits,
+    OutputCheck,
+    OutputMode,
+    Problem,
+    ProgramResult,
+    ScoringMode,
+    Subtask,
+    TestCase,
+)
 
 
 def to_problem(msg: pb.Problem) -> Problem:
@@ -17,6 +29,7 @@ def to_problem(msg: pb.Problem) -> Problem:
         else:
             tests.append(CallTest(test.call.args_json, test.call.expected_json))
     limits = Limits(msg.limits.time_limit_s, msg.limits.memory_limit_mb, msg.limits.output_limit_bytes)
+    check = msg.output_check
     return Problem(
         id=msg.id,
         tests=tuple(tests),
@@ -25,14 +38,18 @@ def to_problem(msg: pb.Problem) -> Problem:
         program_names=tuple(msg.program_names),
         language=msg.language or "python",
         limits=limits,
+        output_check=OutputCheck(OutputMode(pb.OutputCheck.Mode.Name(check.mode)), check.abs_tolerance, check.rel_tolerance),
+        subtasks=tuple(Subtask(s.points, tuple(s.tests), s.name) for s in msg.subtasks),
     )
 
 
 def to_mode(mode: int) -> ScoringMode:
-    return ScoringMode.FRACTION if mode == pb.ScoringMode.FRACTION else ScoringMode.ALL_OR_NOTHING
+    return ScoringMode(pb.ScoringMode.Name(mode))
 
 
-def to_completion_result(completion_id: str, result: ProgramResult, mode: ScoringMode, deduplicated: bool) -> pb.CompletionResult:
+def to_completion_result(
+    completion_id: str, result: ProgramResult, mode: ScoringMode, deduplicated: bool, subtasks: tuple[Subtask, ...] = ()
+) -> pb.CompletionResult:
     msg = pb.CompletionResult(
         id=completion_id,
         verdict=pb.Verdict.Value(result.verdict.value),
@@ -42,7 +59,7 @@ def to_completion_result(completion_id: str, result: ProgramResult, mode: Scorin
         wall_time_s=result.wall_time_s,
         deduplicated=deduplicated,
     )
-    reward = result.reward(mode)
+    reward = result.reward(mode, subtasks)
     if reward is not None:
         msg.reward = reward
     return msg

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sandboxes.pool import PoolListener, SandboxPool
+from sandboxes.runner.protocol import Compiled
 from sandboxes.types import ProgramResult
 
 # Program and test times span sub-millisecond fork-and-exec to the 30 s limit.
@@ -23,8 +24,20 @@ class Metrics(PoolListener):
             "codereward_request_duration_seconds", "Time to answer one request (group).", ["method"], buckets=TIME_BUCKETS, registry=r
         )
         self.inflight = Gauge("codereward_inflight_requests", "Requests being scored now.", registry=r)
-        self.programs = Counter("codereward_programs", "Programs run in a sandbox, by verdict.", ["verdict"], registry=r)
-        self.tests = Counter("codereward_tests", "Tests run, by verdict.", ["verdict"], registry=r)
+        self.programs = Counter("codereward_programs", "Programs run in a sandbox, by verdict and language.", ["verdict", "language"], registry=r)
+        self.tests = Counter("codereward_tests", "Tests run, by verdict and language.", ["verdict", "language"], registry=r)
+        self.compiles = Counter(
+            "codereward_compiles", "Compiles run in a sandbox, by language and outcome (ok, error).", ["language", "outcome"], registry=r
+        )
+        self.compile_seconds = Histogram(
+            "codereward_compile_duration_seconds", "Wall time of one compile in its sandbox.", ["language"], buckets=TIME_BUCKETS, registry=r
+        )
+        self.binary_cache_lookups = Counter(
+            "codereward_binary_cache_lookups",
+            "Lookups of a compiled language's program in the binary cache, by language and result (hit, miss).",
+            ["language", "result"],
+            registry=r,
+        )
         self.program_seconds = Histogram(
             "codereward_program_duration_seconds",
             "Wall time of one program's job in its sandbox (all its tests).",
@@ -84,9 +97,16 @@ class Metrics(PoolListener):
     def sandbox_error(self, detail: str) -> None:
         self.sandbox_errors.inc()
 
-    def program_done(self, result: ProgramResult) -> None:
-        self.programs.labels(result.verdict.value).inc()
+    def compiled(self, language: str, compiled: Compiled) -> None:
+        self.compiles.labels(language, "ok" if compiled.ok else "error").inc()
+        self.compile_seconds.labels(language).observe(compiled.wall_time_s)
+
+    def binary_cache(self, language: str, hit: bool) -> None:
+        self.binary_cache_lookups.labels(language, "hit" if hit else "miss").inc()
+
+    def program_done(self, result: ProgramResult, language: str = "python") -> None:
+        self.programs.labels(result.verdict.value, language).inc()
         for test in result.tests:
-            self.tests.labels(test.verdict.value).inc()
+            self.tests.labels(test.verdict.value, language).inc()
             if test.wall_time_s:
                 self.test_seconds.observe(test.wall_time_s)

@@ -31,7 +31,7 @@ class Scorer:
 
     async def _run(self, problem: Problem, code: str, fail_fast: bool) -> ProgramResult:
         result = await self.pool.run(problem, code, fail_fast=fail_fast)
-        self.metrics.program_done(result)
+        self.metrics.program_done(result, problem.language)
         return result
 
     async def score(self, request: pb.ScoreRequest) -> pb.ScoreResponse:
@@ -61,5 +61,5 @@ class Scorer:
         for completion in request.completions:
             duplicate = completion.code in seen
             seen.add(completion.code)
-            response.results.append(to_completion_result(completion.id, by_code[completion.code], mode, duplicate))
+            response.results.append(to_completion_result(completion.id, by_code[completion.code], mode, duplicate, problem.subtasks))
         return response

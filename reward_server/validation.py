@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import functools
 import keyword
+import math
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api import codec
+from sandboxes import languages
 from sandboxes.config import SandboxConfig
+from sandboxes.runner.protocol import COMPILE_ERRORS
 
 from .config import ServerConfig
 from .errors import InvalidRequest
 
-LANGUAGES = ("", "python")
+TEST_KINDS = {"assert_code": "assert", "io": "io", "call": "call"}
 
 
 MAX_PROGRAM_NAMES = 64
+MAX_SUBTASK_NAME_BYTES = 256
 
 
 def _size(field: str, text: str, limit: int) -> None:
@@ -39,16 +43,18 @@ def _compile_error(code: str) -> str:
     with every group and every epoch."""
     try:
         compile(code, "<test>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+    except COMPILE_ERRORS as exc:  # what the runner calls not compiling
         return str(exc)
     return ""
 
 
-def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str) -> None:
+def _test(index: int, test: pb.TestCase, config: ServerConfig, entry_point: str, language: languages.Language) -> None:
     field = f"problem.tests[{index}]"
     kind = test.WhichOneof("kind")
     if kind is None:
         raise InvalidRequest(f"{field}: empty; set one of assert_code, io, call")
+    if TEST_KINDS[kind] not in language.test_kinds:
+        raise InvalidRequest(f"{field}.{kind}: a {language.name} problem takes io tests only (stdin → expected stdout)")
     if kind == "assert_code":
         if not test.assert_code.strip():
             raise InvalidRequest(f"{field}.assert_code: empty")
@@ -84,6 +90,38 @@ def _limits(limits: pb.Limits, sandbox: SandboxConfig) -> None:
             raise InvalidRequest(f"problem.limits.{name}: {asked} is outside [0, {cap}] (0 = server default)")
 
 
+def _output_check(check: pb.OutputCheck) -> None:
+    if check.mode not in pb.OutputCheck.Mode.values():
+        raise InvalidRequest(f"problem.output_check.mode: {check.mode} is not a mode; use one of {', '.join(pb.OutputCheck.Mode.keys())}")
+    for name in ("abs_tolerance", "rel_tolerance"):
+        value = getattr(check, name)
+        if not math.isfinite(value) or value < 0:
+            raise InvalidRequest(f"problem.output_check.{name}: {value} must be a finite number >= 0")
+    if check.mode == pb.OutputCheck.FLOATS and check.abs_tolerance == 0 and check.rel_tolerance == 0:
+        raise InvalidRequest("problem.output_check: FLOATS needs abs_tolerance or rel_tolerance above 0")
+
+
+def _subtasks(problem: pb.Problem) -> None:
+    for index, subtask in enumerate(problem.subtasks):
+        field = f"problem.subtasks[{index}]"
+        if not math.isfinite(subtask.points) or subtask.points < 0:
+            raise InvalidRequest(f"{field}.points: {subtask.points} must be a finite number >= 0")
+        if not subtask.tests:
+            raise InvalidRequest(f"{field}.tests: empty; a subtask needs at least one test")
+        if len(subtask.tests) > len(problem.tests):
+            raise InvalidRequest(f"{field}.tests: {len(subtask.tests)} indices for {len(problem.tests)} tests")
+        seen: set[int] = set()
+        for position, test in enumerate(subtask.tests):
+            if test >= len(problem.tests):
+                raise InvalidRequest(f"{field}.tests[{position}]: {test} is not a test index (the problem has {len(problem.tests)} tests)")
+            if test in seen:
+                raise InvalidRequest(f"{field}.tests[{position}]: test {test} is listed twice")
+            seen.add(test)
+        _size(f"{field}.name", subtask.name, MAX_SUBTASK_NAME_BYTES)
+    if problem.subtasks and not sum(s.points for s in problem.subtasks) > 0:
+        raise InvalidRequest("problem.subtasks: the points add up to 0; give at least one subtask points")
+
+
 def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxConfig) -> None:
     """Raise InvalidRequest naming the first thing wrong with the request."""
     if request.mode not in pb.ScoringMode.values():  # proto3 enums are open: any int arrives
@@ -95,8 +133,13 @@ def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxCon
     if not request.HasField("problem"):
         raise InvalidRequest("problem: missing")
     problem = request.problem
-    if problem.language not in LANGUAGES:
-        raise InvalidRequest(f"problem.language: {problem.language!r} is not supported; use 'python'")
+    if (problem.language or languages.PYTHON) not in languages.LANGUAGES:
+        raise InvalidRequest(f"problem.language: {problem.language!r} is not supported; use one of {', '.join(map(repr, languages.LANGUAGES))}")
+    language = languages.get(problem.language)
+    if not language.in_process:
+        for name in ("setup_code", "entry_point", "program_names"):
+            if getattr(problem, name):
+                raise InvalidRequest(f"problem.{name}: Python only; a {language.name} problem has none (its tests are io tests)")
     if not problem.tests:
         raise InvalidRequest("problem.tests: empty; a problem needs at least one test")
     if len(problem.tests) > config.max_tests:
@@ -113,10 +156,14 @@ def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxCon
     if problem.setup_code:
         try:
             compile(problem.setup_code, "<problem.setup_code>", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        except COMPILE_ERRORS as exc:  # what the runner calls not compiling
             raise InvalidRequest(f"problem.setup_code: does not compile: {exc}") from None
     _limits(problem.limits, sandbox)
+    _output_check(problem.output_check)
+    if len(problem.subtasks) > config.max_tests:
+        raise InvalidRequest(f"problem.subtasks: {len(problem.subtasks)} subtasks exceed the limit of {config.max_tests}")
+    _subtasks(problem)
     for index, test in enumerate(problem.tests):
-        _test(index, test, config, problem.entry_point)
+        _test(index, test, config, problem.entry_point, language)
     for index, completion in enumerate(request.completions):
         _size(f"completions[{index}].code", completion.code, config.max_code_bytes)

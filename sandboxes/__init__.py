@@ -1,4 +1,5 @@
-"""Sandboxed execution of model-written Python programs against unit tests.
+"""Sandboxed execution of model-written programs against unit tests: Python (assert, call and
+io tests), and C++, Java and JavaScript (io tests; `languages.py` holds one entry per language).
 
     async with SandboxPool(SandboxConfig(workers=2)) as pool:
         result = await pool.run(problem, code)   # ProgramResult: verdict per test, reward()
@@ -39,7 +40,11 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   helpers go there), builtins and the standard library; only the entry point and the
   problem's `program_names` come from the program (a problem naming neither, MBPP's format,
   gets the other free names from it). The program's exceptions are re-raised in the judge as
-  builtin classes of the same name, so `except ValueError` works in a test.
+  builtin classes of the same name, so `except ValueError` works in a test. What a test passes
+  to the program's functions or assigns to its objects' attributes crosses to the program
+  (plain data, or a reference to one of its objects): a test that hands over its expected
+  value (`obj.x = expected`) shows it to the program. (MBPP's test setup code, which builds
+  inputs from the program's classes, runs after the program as part of each test.)
 - Expected values never enter a process the program can read: `io` and `call` outputs are
   compared on the host; assert tests' code reaches the judge in a memfd that the runner fills
   and the judge's texts (which quote the test) leave in another, both copied through one
@@ -49,7 +54,12 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   started, read from /proc by the runner; RLIMIT_CPU as a backstop), a wall-clock cap of `protocol.WALL_FACTOR` × the limit
   + `WALL_SLACK_S` (3× + 1 s), address space (RLIMIT_AS), output caps on stdout, stderr and
   the reply to the judge. A verdict does not depend on load: CPU time does not grow while a
-  process waits for a core.
+  process waits for a core, and the wall clock leaves out the longest run-queue delay of a
+  thread of the program's processes or of the judge (`/proc/PID/task/TID/schedstat`). A
+  program can make its own threads wait (SCHED_IDLE, pinned to the judge's CPU) and so stretch
+  its wall clock, but only up to `OVERLOAD_FACTOR` × its cap in real time, where the test is a
+  TIMEOUT: waiting is never taken as proof of an overloaded machine, so a program cannot turn a
+  wrong answer into a masked SANDBOX_ERROR.
 - Verdicts are the runner's, from what it sees itself (CPU time, exit status, the OOM
   killer's count, output against the caps) and the judge's report; nothing the program
   writes is read as a verdict. A process that exits, even with status 0, during a test has
@@ -60,6 +70,27 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   change to its own rlimits, priority, scheduling or affinity is left, and says `ready`; the
   host gives a container a job only after `ready`. A container that cannot be made clean
   retires and is replaced.
+- Compiled and other languages (`languages.py`, `runner/build.py`; adversarial tests in
+  `tests/test_languages.py`, per language). The compiler is as untrusted as the program: it
+  runs in the container as the program's uid, in its own directory of the tmpfs, under its
+  own CPU, address-space, file-size and output limits (a compile that breaks one is the
+  program's COMPILE_ERROR, reward 0; the detail holds the compiler's first errors). What it
+  leaves is read without following links, bounded, after whatever it left running is killed,
+  and installed root-owned and read-only in /tmp/build; a native executable runs from a
+  sealed, read-only memfd, so /tmp stays `noexec`. Each test then runs the artefact in a
+  fresh process exactly as a Python program's process runs: same uid, no capability, same
+  CPU and wall clocks (the JVM's and Node's start-up get a fixed CPU allowance, the
+  language's `startup_cpu_s`), same output caps, the same kill and sweep after the job. The
+  same properties hold: raw syscalls from inline assembly meet the same uid, capabilities and
+  seccomp (setuid, ptrace, kill of another process, mount, unshare, chroot: refused), and
+  exiting 0 early or printing a report is a wrong answer. Memory: RLIMIT_AS is the test's
+  limit plus the language's `run_address_space_mb`; for the JVM and V8, which reserve far
+  more address space than they use, that allowance is large (2 GB, 1 GB) and their heap is
+  capped at the test's limit by their own flag; the container's memory cgroup caps what is
+  really used. So for Java and JavaScript the memory limit bounds the heap, not every byte.
+- The binary cache (`binaries.py`) lives in the pool's process on the host, which no program
+  reaches: an identical source (same language and compile command) runs the artefact that
+  its own compile made, sent with the job; no program can change another's.
 - Infrastructure faults (a container killed, Docker unreachable, a silent runner, a judge
   that dies) are never verdicts about the program: the job is re-run once elsewhere, else
   SANDBOX_ERROR, which carries no reward. No trick of a program's gets SANDBOX_ERROR.
@@ -78,6 +109,11 @@ What does not hold:
   coordinate across samples to use that; nothing else of a job reaches the next.
 - The judge spends CPU decoding what the program sends (bounded by the reply cap, hash
   flooding refused); that time is charged to the wall clock, not to the program's CPU.
+- A compiled program's tests in one job share /tmp/job (as a Python program's io tests do):
+  a test can leave files that its own later tests read; the next job never sees them.
+- Every toolchain is in every container: a Python program can run g++, and a program can
+  execute code it generated from a memfd (as a Python program can with ctypes). Neither
+  adds a privilege: what runs is still the program's uid under its limits.
 - A test that passes its own mutable arguments sees the program's in-place changes (as in
   plain Python): a test that computes its expected value from an argument after the call
   can be fooled by a program that rewrites that argument. Write tests that don't.

@@ -1,10 +1,14 @@
 """Output comparison, done on the host: expected outputs never enter the sandbox.
 
-- `io` tests: stdout against the expected text, line by line, after stripping trailing
-  whitespace from every line and dropping blank lines before and after the output. The
-  number of lines must match. A token that is an integer in the expected output matches only
-  a number of exactly that value (`7` or `7.0`, never `8.0`, `7.0000001` or `inf`); a
-  decimal token matches a number within a small tolerance; any other token matches itself.
+- `io` tests, by the problem's `OutputCheck` mode. LINES (the default): stdout against the
+  expected text, line by line, after stripping trailing whitespace from every line and
+  dropping blank lines before and after the output. The number of lines must match. A token
+  that is an integer in the expected output matches only a number of exactly that value (`7`
+  or `7.0`, never `8.0`, `7.0000001` or `inf`); a decimal token matches a number within a
+  small tolerance; any other token matches itself. EXACT: byte for byte. TOKENS: the same
+  whitespace-separated tokens as text, lines ignored (testlib's `wcmp`). FLOATS: tokens, and
+  where both tokens are decimal numbers, |expected - actual| <= abs_tolerance or
+  <= rel_tolerance * |expected| (testlib's `doubleCompare`), computed exactly.
 - `call` tests: the program's return value (typed JSON, `runner/codec.py`) against
   `expected_json`, as values. An expected integer matches only an equal integer (or a float
   of exactly that value); float tolerance applies only where a float is expected; bool is
@@ -26,6 +30,7 @@ import re
 from typing import Any
 
 from .runner import codec
+from .types import OutputCheck, OutputMode
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -93,8 +98,18 @@ def lines_equal(expected: str, actual: str) -> bool:
     return len(e_tokens) == len(a_tokens) and all(map(_tokens_equal, e_tokens, a_tokens))
 
 
-def compare_stdout(expected: str, actual: str) -> str | None:
-    """None when `actual` matches `expected`; otherwise a short description of the first difference."""
+def compare_stdout(expected: str, actual: str, check: OutputCheck | None = None) -> str | None:
+    """None when `actual` matches `expected` by `check` (LINES when None); otherwise a short
+    description of the first difference."""
+    mode = check.mode if check is not None else OutputMode.LINES
+    if mode is OutputMode.EXACT:
+        return _compare_exact(expected, actual)
+    if mode is OutputMode.TOKENS:
+        return _compare_tokens(expected, actual, lambda e, a: e == a)
+    if mode is OutputMode.FLOATS:
+        assert check is not None
+        tolerance = (fractions.Fraction(check.abs_tolerance), fractions.Fraction(check.rel_tolerance))
+        return _compare_tokens(expected, actual, lambda e, a: _within(e, a, *tolerance))
     e_lines, a_lines = _lines(expected), _lines(actual)
     for number, (e, a) in enumerate(zip(e_lines, a_lines), start=1):
         if not lines_equal(e, a):
@@ -102,6 +117,33 @@ def compare_stdout(expected: str, actual: str) -> str | None:
     if len(e_lines) != len(a_lines):
         return f"expected {len(e_lines)} lines of output, got {len(a_lines)}"
     return None
+
+
+def _compare_exact(expected: str, actual: str) -> str | None:
+    if expected == actual:
+        return None
+    at = next((i for i, (e, a) in enumerate(zip(expected, actual)) if e != a), min(len(expected), len(actual)))
+    line = expected.count("\n", 0, at) + 1
+    return f"output differs at character {at + 1} (line {line}): expected {_snip(expected[at:])}, got {_snip(actual[at:])}"
+
+
+def _compare_tokens(expected: str, actual: str, equal: Any) -> str | None:
+    e_tokens, a_tokens = expected.split(), actual.split()
+    for number, (e, a) in enumerate(zip(e_tokens, a_tokens), start=1):
+        if not equal(e, a):
+            return f"token {number}: expected {_snip(e)}, got {_snip(a)}"
+    if len(e_tokens) != len(a_tokens):
+        return f"expected {len(e_tokens)} tokens of output, got {len(a_tokens)}"
+    return None
+
+
+def _within(expected: str, actual: str, abs_tol: fractions.Fraction, rel_tol: fractions.Fraction) -> bool:
+    if expected == actual:
+        return True
+    e, a = _exact(expected), _exact(actual)
+    if e is None or a is None:
+        return False
+    return abs(e - a) <= abs_tol or abs(e - a) <= rel_tol * abs(e)
 
 
 def _number_equal(expected: int | float, actual: Any) -> bool:

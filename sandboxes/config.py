@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from typing import Any
 
 from .types import Limits
 
@@ -12,42 +13,48 @@ CONTAINER_LABEL = "codereward.sandbox"
 RUNTIMES = ("runc", "runsc")
 
 
+def _option(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING) -> Any:
+    """A field with its help text in `metadata["help"]`, as `reward_api.config_flags.option`
+    declares them (the sandbox layer does not import the API package): `reward-server` makes
+    flags and their help from it."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """How sandbox containers are made, how many are kept warm, and the limits of a job."""
 
-    image: str = ""
-    """Sandbox image; empty = the tag this source tree builds (see `codereward-build-image`)."""
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    """Warm containers kept ready; each runs one job at a time."""
-    jobs_per_container: int = 1000
-    """A container is replaced after this many jobs, even when it looks healthy."""
-    runtime: str = "runc"
-    """OCI runtime: `runc` (Docker's default) or `runsc` (gVisor, stronger isolation, slower)."""
-    container_memory_mb: int = 768
-    """Memory (and memory+swap: no swap) of one container: the runner plus one job."""
-    container_cpus: float = 1.0
-    """CPU quota of one container, in cores."""
-    pids_limit: int = 64
-    """Processes and threads in one container: what stops a fork bomb."""
-    tmpfs_mb: int = 64
-    """Size of /tmp, the only writable place in a container."""
-    default_limits: Limits = Limits(time_limit_s=5.0, memory_limit_mb=256, output_limit_bytes=1 << 20)
-    """Per-test limits used where a problem leaves a limit at 0."""
-    max_limits: Limits = Limits(time_limit_s=30.0, memory_limit_mb=512, output_limit_bytes=16 << 20)
-    """Largest per-test limits a problem may ask for."""
-    start_timeout_s: float = 30.0
-    """Time a new container gets to say hello before it counts as failed."""
-    job_grace_s: float = 5.0
-    """Slack beyond the sum of a job's test limits before its container counts as unresponsive."""
-    outage_timeout_s: float = 60.0
-    """When no container has been alive for this long (the Docker engine is down, or containers
-    fail to start), jobs waiting for one are answered SANDBOX_ERROR, and new jobs at once, until
-    a container is back. 0 = wait for a container however long it takes."""
-    max_runner_rss_mb: int = 128
-    """A runner whose own memory grows past this is replaced."""
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    """Label value `host:pid` naming this pool's process, so orphans of a dead process can be told apart."""
+    image: str = _option("", "Sandbox image; empty = the tag this source tree builds (`codereward-build-image`).")
+    workers: int = _option(
+        help="Warm sandbox containers, each running one job at a time; by default one per CPU core.",
+        default_factory=lambda: os.cpu_count() or 1,
+    )
+    jobs_per_container: int = _option(1000, "A sandbox container is replaced after this many jobs, even when it looks healthy.")
+    runtime: str = _option("runc", "OCI runtime of the sandboxes: runc (Docker's default), or runsc (gVisor: stronger isolation, slower).")
+    container_memory_mb: int = _option(768, "Memory (and memory+swap: no swap) of one container: the runner plus one job.")
+    container_cpus: float = _option(1.0, "CPU quota of one container, in cores.")
+    pids_limit: int = _option(64, "Processes and threads in one container: what stops a fork bomb.")
+    tmpfs_mb: int = _option(64, "Size of /tmp, the only writable place in a container.")
+    default_limits: Limits = _option(
+        Limits(time_limit_s=5.0, memory_limit_mb=256, output_limit_bytes=1 << 20),
+        "Per-test limits used where a problem leaves a limit at 0.",
+    )
+    max_limits: Limits = _option(
+        Limits(time_limit_s=30.0, memory_limit_mb=512, output_limit_bytes=16 << 20), "Largest per-test limits a problem may ask for."
+    )
+    start_timeout_s: float = _option(30.0, "Time a new container gets to say hello before it counts as failed.")
+    job_grace_s: float = _option(5.0, "Slack beyond the sum of a job's test limits before its container counts as unresponsive.")
+    outage_timeout_s: float = _option(
+        60.0,
+        "With no sandbox container alive for this long (the Docker engine is down, or containers fail to start), programs are answered SANDBOX_ERROR (masked, counted in codereward_sandbox_errors_total) instead of waiting, until a container is back; 0 = wait however long it takes.",
+    )
+    binary_cache_entries: int = _option(4096, "Compiled programs (C++, Java) kept for identical sources, by entries; 0 = no cache.")
+    binary_cache_mb: int = _option(256, "Megabytes of compiled artefacts kept for identical sources (least recently used first out).")
+    max_runner_rss_mb: int = _option(128, "A runner whose own memory grows past this is replaced.")
+    owner: str = _option(
+        help="Label value `host:pid` naming this pool's process, so orphans of a dead process can be told apart.",
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+    )
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -56,6 +63,8 @@ class SandboxConfig:
             raise ValueError(f"jobs_per_container={self.jobs_per_container}: must be at least 1")
         if self.outage_timeout_s < 0:
             raise ValueError(f"outage_timeout_s={self.outage_timeout_s}: must be 0 (wait forever) or positive")
+        if self.binary_cache_entries < 0 or self.binary_cache_mb < 0:
+            raise ValueError("binary_cache_entries and binary_cache_mb must be >= 0 (0 = no binary cache)")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime={self.runtime!r}: choose one of {', '.join(RUNTIMES)}")
         if self.max_limits.memory_limit_mb + 64 > self.container_memory_mb:

@@ -5,8 +5,11 @@ name, so a build is skipped when an image with the same content already exists, 
 server never runs a runner older than its own code.
 
 Offline (no registry reachable), the base is a Debian root file system made with
-`debootstrap --variant=minbase --include=python3` and loaded with `docker import`
-(`python3-minimal` lacks `json` and most of the standard library, hence full `python3`).
+`debootstrap --variant=minbase --include=<every language's packages>` (`sandboxes/languages.py`:
+python3, g++, a JDK, Node) and loaded with `docker import` (`python3-minimal` lacks `json` and
+most of the standard library, hence full `python3`). The base's tag names a hash of the
+package list, so adding a language makes a new base instead of reusing an old one. One image
+carries every language: any container can take any job.
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from .languages import image_packages
+
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DOCKERFILE = PACKAGE_DIR / "images" / "python" / "Dockerfile"
 RUNNER_DIR = PACKAGE_DIR / "runner"
 REPOSITORY = "codereward-sandbox-python"
-DEBOOTSTRAP_BASE = "codereward-base:bookworm"
+PACKAGES = image_packages()
+DEBOOTSTRAP_BASE = f"codereward-base:bookworm-{hashlib.sha256(' '.join(PACKAGES).encode()).hexdigest()[:8]}"
+# What the sandbox never needs, left out of the base: documentation, translations, and the
+# JDK's jmods (they serve only jlink).
+TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/lib/jvm/java-17-openjdk-amd64/jmods", "var/cache/apt/archives")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -57,7 +66,8 @@ def _image_exists(client: docker.DockerClient, name: str) -> bool:
 
 
 def build_debootstrap_base(client: docker.DockerClient, mirror: str = DEFAULT_MIRROR) -> str:
-    """Make `codereward-base:bookworm` from a debootstrapped Debian (needs root and debootstrap)."""
+    """Make the base (`DEBOOTSTRAP_BASE`) from a debootstrapped Debian with every language's
+    packages (needs root and debootstrap)."""
     if _image_exists(client, DEBOOTSTRAP_BASE):
         return DEBOOTSTRAP_BASE
     if shutil.which("debootstrap") is None:
@@ -66,13 +76,14 @@ def build_debootstrap_base(client: docker.DockerClient, mirror: str = DEFAULT_MI
         )
     with tempfile.TemporaryDirectory(prefix="codereward-rootfs-") as tmp:
         rootfs, archive = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
-        log.info("debootstrap bookworm into %s (about a minute)", rootfs)
+        log.info("debootstrap bookworm with %s into %s (a few minutes)", " ".join(PACKAGES), rootfs)
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(rootfs), mirror],
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "bookworm", str(rootfs), mirror],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        for path in TRIM:
+            shutil.rmtree(rootfs / path, ignore_errors=True)
         subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
         repository, tag = DEBOOTSTRAP_BASE.split(":")
         client.api.import_image_from_file(str(archive), repository=repository, tag=tag)
@@ -103,11 +114,13 @@ def ensure_image(client: docker.DockerClient, base_image: str | None = None, mir
         fileobj=_context(),
         custom_context=True,
         tag=tag,
-        buildargs={"BASE_IMAGE": base},
+        buildargs={"BASE_IMAGE": base, "LANGUAGE_PACKAGES": " ".join(PACKAGES)},
         rm=True,
         forcerm=True,
         pull=False,
-        network_mode="none",  # nothing is fetched; and no bridge network is needed
+        # Nothing is fetched on the debootstrap base (it has every package); another base may
+        # lack the toolchains, which the Dockerfile then installs with apt-get.
+        network_mode="none" if base_image is None else None,
         labels={"codereward.image": "sandbox-python"},
     )
     return tag

@@ -10,6 +10,11 @@ process survived, its own memory did not grow past the cap, and it has served fe
 background. A container that dies or goes silent mid-job makes that job run again once on
 another container; a second fault gives SANDBOX_ERROR (no reward), never a wrong answer.
 Cancelling `run` kills the job inside the container.
+
+A program in a compiled language (`languages.py`) is compiled once per job, in the container,
+and its artefact runs every test; the outcome goes into the pool's binary cache
+(`binaries.py`), so an identical source later runs the cached artefact (sent with the job)
+or gets its cached COMPILE_ERROR without reaching a container.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from typing import Any
 import docker
 import docker.errors
 
+from . import languages
+from .binaries import BinaryCache, cache_key
 from .compare import compare_json, compare_stdout
 from .config import SandboxConfig
 from .container import Sandbox, SandboxFault, sweep_orphans
 from .image import image_tag
-from .runner.protocol import Job, JobLimits, JobTest, Result, TestReport, job_deadline_s
+from .runner.protocol import Compiled, Files, Job, JobLimits, JobTest, Result, TestReport, job_deadline_s, overload_cap_s
 from .types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -42,10 +49,17 @@ class PoolListener:
     def container_retired(self, reason: str) -> None: ...
     def job_finished(self, queue_wait_s: float, run_s: float) -> None: ...
     def sandbox_error(self, detail: str) -> None: ...
+    def compiled(self, language: str, compiled: Compiled) -> None: ...
+    def binary_cache(self, language: str, hit: bool) -> None: ...
 
 
-def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> Job:
-    """The runner's job (see `runner/protocol.py`). Expected outputs stay out of it."""
+def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool, artefact: Files | None = None) -> Job:
+    """The runner's job (see `runner/protocol.py`). Expected outputs stay out of it. Raises
+    ValueError for an unknown language or a test kind the language cannot be judged by."""
+    try:
+        language = languages.get(problem.language)
+    except KeyError:
+        raise ValueError(f"language {problem.language!r} is not one of {', '.join(languages.LANGUAGES)}") from None
     tests: list[JobTest] = []
     for test in problem.tests:
         if isinstance(test, AssertTest):
@@ -56,6 +70,8 @@ def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> J
             tests.append(JobTest("call", args_json=test.args_json))
         else:
             raise TypeError(f"unknown test type {type(test).__name__}")
+        if tests[-1].kind not in language.test_kinds:
+            raise ValueError(f"a {language.name} program can only be judged by {' or '.join(language.test_kinds)} tests, not {tests[-1].kind}")
     return Job(
         program=code,
         tests=tuple(tests),
@@ -64,16 +80,20 @@ def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool) -> J
         entry_point=problem.entry_point,
         program_names=problem.program_names,
         fail_fast=fail_fast,
+        language=language.name,
+        artefact=artefact,
+        compile_cpu_s=language.compile_cpu_s if language.compiled else 0.0,
+        compile_memory_mb=language.compile_memory_mb if language.compiled else 0,
     )
 
 
-def _finish(test: TestCase, report: TestReport) -> tuple[Verdict, str]:
+def _finish(problem: Problem, test: TestCase, report: TestReport) -> tuple[Verdict, str]:
     """A report the runner decided, or the host's comparison of a completed io/call test's output."""
     if report.verdict is not None:
         return report.verdict, report.detail
     output = report.output or ""
     if isinstance(test, IoTest):
-        diff = compare_stdout(test.expected_stdout, output)
+        diff = compare_stdout(test.expected_stdout, output, problem.output_check)
     elif isinstance(test, CallTest):
         diff = compare_json(test.expected_json, output)
     else:
@@ -84,7 +104,7 @@ def _finish(test: TestCase, report: TestReport) -> tuple[Verdict, str]:
 def _to_result(problem: Problem, reply: Result, wall_time_s: float) -> ProgramResult:
     tests = []
     for test, report in zip(problem.tests, reply.tests):
-        verdict, detail = _finish(test, report)
+        verdict, detail = _finish(problem, test, report)
         tests.append(TestResult(verdict, report.wall_time_s, detail))
     return ProgramResult.from_tests(tuple(tests), wall_time_s)
 
@@ -118,6 +138,8 @@ class SandboxPool:
         self._closing = False
         self._outage = asyncio.Event()  # set once no container has been alive for outage_timeout_s
         self._outage_timer: asyncio.Task[Any] | None = None
+        self.binaries = BinaryCache(self.config.binary_cache_entries, self.config.binary_cache_mb << 20)
+        self.compiles = 0  # compiles run in containers (a cache hit runs none)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -316,11 +338,32 @@ class SandboxPool:
             return
         await self._release_when_ready(sandbox, job_id, reply.get("health"))
 
+    def _cached_compile(self, language: languages.Language, code: str) -> Compiled | None:
+        if not language.compiled:
+            return None
+        cached = self.binaries.get(cache_key(language, code))
+        self.listener.binary_cache(language.name, cached is not None)
+        return cached
+
+    def _remember_compile(self, language: languages.Language, code: str, reply: Result) -> None:
+        if reply.compiled is not None:
+            self.compiles += 1
+            self.listener.compiled(language.name, reply.compiled)
+            self.binaries.put(cache_key(language, code), reply.compiled)
+
     async def run(self, problem: Problem, code: str, *, fail_fast: bool = False) -> ProgramResult:
-        """Run `code` against `problem`'s tests. Raises ValueError for limits above the caps."""
+        """Run `code` against `problem`'s tests. Raises ValueError for limits above the caps,
+        an unknown language, or tests its language cannot be judged by."""
         limits = self.config.resolve(problem.limits)
-        job = build_job(problem, code, limits, fail_fast)
-        timeout = job_deadline_s(len(problem.tests), limits.time_limit_s, self.config.job_grace_s)
+        build_job(problem, code, limits, fail_fast)  # raises before any cache is consulted
+        language = languages.get(problem.language)
+        cached = self._cached_compile(language, code)
+        if cached is not None and not cached.ok:  # the same source fails to compile the same way
+            return ProgramResult.from_tests(tuple(TestResult(Verdict.COMPILE_ERROR, 0.0, cached.detail) for _ in problem.tests))
+        job = build_job(problem, code, limits, fail_fast, artefact=cached.files if cached is not None else None)
+        timeout = job_deadline_s(len(problem.tests), language.test_cpu_s(limits.time_limit_s), self.config.job_grace_s)
+        if language.compiled and cached is None:
+            timeout += overload_cap_s(language.compile_cpu_s)
         detail = "no attempt made"
         queued = time.monotonic()
         for _ in range(ATTEMPTS):
@@ -345,6 +388,7 @@ class SandboxPool:
                 self._busy -= 1
             self._spawn(self._release_when_ready(sandbox, sandbox.current_job, reply.health))
             self.listener.job_finished(began - queued, time.monotonic() - began)
+            self._remember_compile(language, code, reply)
             if reply.error or len(reply.tests) != len(problem.tests):
                 detail = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}"
                 break

@@ -19,6 +19,33 @@ _PROGRAM_FAULTS = frozenset(Verdict) - {Verdict.PASSED, Verdict.SKIPPED, Verdict
 class ScoringMode(enum.Enum):
     ALL_OR_NOTHING = "ALL_OR_NOTHING"  # reward 1.0 when every test passed, else 0.0
     FRACTION = "FRACTION"  # reward = passed / total
+    SUBTASKS = "SUBTASKS"  # IOI: a subtask's points when all its tests passed, over the total points
+    SUBTASK_TESTS = "SUBTASK_TESTS"  # a subtask's points shared equally among its tests
+
+
+class OutputMode(enum.Enum):
+    LINES = "LINES"  # line by line, numbers with a small tolerance (compare.py)
+    EXACT = "EXACT"  # byte for byte
+    TOKENS = "TOKENS"  # the same whitespace-separated tokens
+    FLOATS = "FLOATS"  # tokens; numbers within abs_tolerance or rel_tolerance
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """How an io test's stdout is compared with the expected one."""
+
+    mode: OutputMode = OutputMode.LINES
+    abs_tolerance: float = 0.0
+    rel_tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Subtask:
+    """Tests scored together: `points` when all of `tests` (indices into Problem.tests) pass."""
+
+    points: float
+    tests: tuple[int, ...]
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,8 @@ class Problem:
     language: str = "python"
     limits: Limits = field(default_factory=Limits)
     program_names: tuple[str, ...] = ()  # names besides the entry point that tests read from the program
+    output_check: OutputCheck = field(default_factory=OutputCheck)
+    subtasks: tuple[Subtask, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,12 +121,15 @@ class ProgramResult:
     def total(self) -> int:
         return len(self.tests)
 
-    def reward(self, mode: ScoringMode) -> float | None:
-        """The program's reward; None for an infrastructure fault (trainers mask it)."""
+    def reward(self, mode: ScoringMode, subtasks: tuple[Subtask, ...] = ()) -> float | None:
+        """The program's reward; None for an infrastructure fault (trainers mask it). Without
+        subtasks, the subtask modes take the whole problem as one subtask."""
         if self.verdict is Verdict.SANDBOX_ERROR:
             return None
         if mode is ScoringMode.FRACTION:
             return self.passed / self.total if self.total else 0.0
+        if mode in (ScoringMode.SUBTASKS, ScoringMode.SUBTASK_TESTS):
+            return subtask_score(self.tests, subtasks or (Subtask(1.0, tuple(range(self.total))),), mode)
         return 1.0 if self.verdict is Verdict.PASSED else 0.0
 
     @classmethod
@@ -112,6 +144,22 @@ class ProgramResult:
 
 
 MAX_DETAIL_BYTES = 4096
+
+
+def subtask_score(tests: tuple[TestResult, ...], subtasks: tuple[Subtask, ...], mode: ScoringMode) -> float:
+    """Points earned over total points: a subtask earns its points when every one of its tests
+    passed (SUBTASKS), or its points times the share of its tests that passed (SUBTASK_TESTS)."""
+    total = sum(s.points for s in subtasks)
+    if total <= 0:
+        return 0.0
+    earned = 0.0
+    for subtask in subtasks:
+        passed = sum(tests[i].verdict is Verdict.PASSED for i in subtask.tests if i < len(tests))
+        if mode is ScoringMode.SUBTASKS:
+            earned += subtask.points if subtask.tests and passed == len(subtask.tests) else 0.0
+        elif subtask.tests:
+            earned += subtask.points * passed / len(subtask.tests)
+    return earned / total
 
 
 def program_verdict(tests: tuple[TestResult, ...]) -> Verdict:

@@ -9,4 +9,4 @@ log "lint and types"
 ruff check sandboxes reward_server reward_api trainer_client tests bench
 mypy
 log "tests"
-pytest -q -rs "$@"
+pytest -q -rs --durations=15 "$@"

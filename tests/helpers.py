@@ -34,6 +34,27 @@ async def assert_pool_healthy(pool: SandboxPool) -> None:
     assert wrong.verdict is Verdict.FAILED, wrong
 
 
+LEFTOVER_PROBE = """\
+import os, time
+time.sleep(0.2)
+def uid(pid):  # the judge, older than any program's process, runs under its own uid
+    try:
+        return int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("Uid:")).split()[1])
+    except OSError:
+        return -1
+def others():  # the program's, older than this process: newer ones are the runner's next spare
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and 1 < int(p) < os.getpid() and uid(p) == os.getuid())
+"""
+
+
+async def assert_nothing_left(pool: SandboxPool) -> None:
+    """The next job on the same container finds no process of an earlier program's uid and
+    no file it planted (`/tmp/job/tampered`)."""
+    checks = problem(AssertTest("assert others() == []"), AssertTest("import os\nassert not os.path.exists('/tmp/job/tampered')"))
+    result = await pool.run(checks, LEFTOVER_PROBE)
+    assert result.verdict is Verdict.PASSED, [t.detail for t in result.tests]
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Our samples in a Prometheus text exposition: `name{labels}` -> value."""
     samples = {}

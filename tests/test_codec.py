@@ -181,3 +181,14 @@ def test_the_names_only_the_program_can_define() -> None:
     tests = ["assert max_chain_length([Pair(5, 24), Pair(1, 2)], 2) == 1", "assert math.floor(abs(helper(2))) == 2"]
     assert codec.program_names(tests, "def helper(x):\n    return x\n", "max_chain_length") == ("Pair",)
     assert codec.free_names("import os\nfor i in range(3):\n    assert f(i, os.sep)\n") == ("f", "range")
+
+
+def test_a_fraction_too_large_to_normalise_cheaply_is_refused() -> None:
+    """Fraction() takes the gcd of its parts, quadratic in their size: two 4-Mbit parts hold a
+    decoder (the judge, or the host's comparison) for seconds. Up to MAX_FRACTION_BITS each they
+    cross; beyond, the value is refused (the program's fault), before any gcd is taken."""
+    big = 1 << (codec.MAX_FRACTION_BITS - 1)
+    assert codec.loads(codec.dumps(fractions.Fraction(big + 1, big - 1))) == fractions.Fraction(big + 1, big - 1)
+    wire = json.dumps({"$fraction": [{"$int": format((1 << (1 << 22)) + 1, "x")}, {"$int": "3"}]})
+    with pytest.raises(codec.CodecError, match="at most"):
+        codec.loads(wire)

@@ -67,6 +67,9 @@ def test_compare_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad = write(tmp_path / "bad.jsonl", [{"id": "a", "n": 1, "c": 1}, {"id": "b", "n": 1, "c": 2}])
     assert eval_main(["compare", str(good), str(bad)]) == 2
     assert "bad.jsonl:2: c=2 must be between 0 and n=1" in capsys.readouterr().err
+    (tmp_path / "broken.jsonl").write_text('{"id": "a", "n": 1, "c": 1}\n\n{"id": "b", "n": 1,\n')
+    assert eval_main(["compare", str(good), str(tmp_path / "broken.jsonl")]) == 2
+    assert "broken.jsonl:3: not JSON" in capsys.readouterr().err
     other = write(tmp_path / "other.jsonl", [{"id": "z", "n": 1, "c": 1}])
     assert eval_main(["compare", str(good), str(other)]) == 2
     assert "no problem is scored in both files" in capsys.readouterr().err

@@ -39,7 +39,9 @@ def has_flag(text: str, name: str) -> bool:
 
 def test_reward_server_help_has_every_field_with_its_whole_text() -> None:
     text = help_of_command("reward-server")
-    documented = {f.name: help_of(f) for f in fields(ServerConfig) if f.name != "sandbox"} | SANDBOX_FLAGS
+    documented = {f.name: help_of(f) for f in fields(ServerConfig) if f.name != "sandbox"}
+    documented |= {f.name: help_of(f) for f in fields(SandboxConfig) if f.name in SANDBOX_FLAGS}
+    assert set(SANDBOX_FLAGS) <= documented.keys()
     for name, doc in documented.items():
         assert doc.endswith(".") and has_flag(text, name) and " ".join(doc.split()) in text, name
     assert "(default: 50051)" in text and "(default: 'runc')" in text and "--no-insecure" in text

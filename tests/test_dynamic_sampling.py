@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch", reason="needs torch (the trainer extra)")
 from reward_api.types import GroupScore  # noqa: E402
 from trainer_client.rewards import RewardWorker  # noqa: E402
 from trainer_client.trainer import GRPOTrainer  # noqa: E402
+from trainer_client.update import UpdateResult  # noqa: E402
 
 from . import trainer_fixtures  # noqa: E402
 from .trainer_fixtures import tiny_config  # noqa: E402
@@ -71,7 +72,7 @@ def test_groups_without_variance_are_resampled_and_the_reward_counts_them(
     updates: list[tuple[int, torch.Tensor]] = []
     update = GRPOTrainer._update
 
-    def spy_update(self: GRPOTrainer, batch: Any, advantages: torch.Tensor, keep: torch.Tensor, *rest: Any) -> dict[str, Any]:
+    def spy_update(self: GRPOTrainer, batch: Any, advantages: torch.Tensor, keep: torch.Tensor, *rest: Any) -> UpdateResult:
         updates.append((self.state.step, advantages[keep]))
         return update(self, batch, advantages, keep, *rest)
 
@@ -109,6 +110,11 @@ def test_groups_without_variance_are_resampled_and_the_reward_counts_them(
         kept_mean = sum(r for g in with_signal for r in g) / sum(len(g) for g in with_signal)
         differs += not math.isclose(record["reward"], kept_mean)
         resampled += len(groups) > 2
+        # Each sampled group is logged with its mean reward and whether the update used it.
+        logged = record["groups"]
+        assert [g["reward"] for g in logged] == [pytest.approx(sum(g) / len(g)) for g in groups]
+        assert [g["kept"] for g in logged] == [len(set(g)) > 1 for g in groups]
+        assert all(g["problem"].startswith(("quiet", "never")) for g in logged), logged
     assert resampled >= 1 and differs >= 1  # (for this seed) some steps needed more rounds
     # Only the groups with a signal reached the update: 2 groups x 3 rows, each with an advantage.
     assert [step for step, _ in updates] == [0, 1, 2]
@@ -120,8 +126,9 @@ def test_the_cap_on_rounds_holds(tiny_model_dir: Path, reward_server: str, tmp_p
     and still reports the reward of everything it sampled."""
     config = tiny_config(
         tiny_model_dir,
-        problems(tmp_path / "never.jsonl", never=4),
+        problems(tmp_path / "never.jsonl", never=5),
         tmp_path / "run",
+        train_limit=3,  # a seeded sample of 3 of the 5 problems is all the run sees
         eval_dataset="",
         tensorboard=False,
         reward_servers=(reward_server,),
@@ -133,6 +140,7 @@ def test_the_cap_on_rounds_holds(tiny_model_dir: Path, reward_server: str, tmp_p
         dynamic_sampling_max_tries=3,
     )
     GRPOTrainer(config, progress=False).train()
+    seen: set[str] = set()
     for step, record in enumerate(metrics(tmp_path / "run")):
         assert sorted(rid for rid in scored if rid.startswith(f"step{step}-")) == [
             f"step{step}-try{t}-group{g}" for t in range(3) for g in range(3)
@@ -141,3 +149,5 @@ def test_the_cap_on_rounds_holds(tiny_model_dir: Path, reward_server: str, tmp_p
         assert record["dynamic_sampling/groups_kept"] == 0 and record["dynamic_sampling/capped"] == 1
         assert record["dynamic_sampling/sampled_per_kept"] is None
         assert record["update_skipped"] == 1 and record["reward"] == 0.0 and record["frac_reward_zero_std"] == 1.0
+        seen.update(g["problem"] for g in record["groups"])
+    assert len(seen) == 3 and seen <= {f"never-{i}" for i in range(5)}

@@ -245,7 +245,7 @@ def test_engine_stopped_and_started_under_a_running_server(private_engine: Priva
             metrics = server.metrics()
             assert metrics["codereward_sandbox_outage"] == 1
             assert metrics["codereward_sandbox_errors_total"] == 4
-            assert metrics.get('codereward_programs_total{verdict="FAILED"}', 0) == 2  # group 0's two only
+            assert metrics.get('codereward_programs_total{language="python",verdict="FAILED"}', 0) == 2  # group 0's two only
 
             private_engine.start()
             wait_for(lambda: client.health() == "SERVING", 60, what="health SERVING once the engine is back")

@@ -71,7 +71,7 @@ limits = st.builds(
 problems = st.builds(
     pb.Problem,
     id=text,
-    language=st.one_of(st.sampled_from(["", "python"]), st.sampled_from(["", "python", "Python", "cobol"])),
+    language=st.one_of(st.sampled_from(["", "python"]), st.sampled_from(["", "python", "Python", "cobol", "cpp", "javascript"])),
     setup_code=st.one_of(st.just(""), st.just(""), code_text, st.just("x" * 600)),
     tests=st.one_of(st.lists(cases(), min_size=1, max_size=4), st.lists(cases(), max_size=8)),
     entry_point=st.one_of(st.just("f"), name),

@@ -8,7 +8,15 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the trainer's math needs torch (pip install torch==2.13.0)")
 
-from trainer_client.grpo import aggregate, clipped_surrogate, group_advantages, grpo_loss, k3_kl, sequence_importance_weights  # noqa: E402
+from trainer_client.grpo import (  # noqa: E402
+    aggregate,
+    cispo_objective,
+    clipped_surrogate,
+    group_advantages,
+    grpo_loss,
+    k3_kl,
+    sequence_importance_weights,
+)
 
 NAN = float("nan")
 
@@ -125,3 +133,69 @@ def test_importance_weights_scale_the_surrogate_not_the_kl() -> None:
     with_kl = grpo_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), mask, beta=1.0, ref_logp=ref, is_weights=weights)
     kl = math.exp(-0.1) + 0.1 - 1  # k3 per token, unweighted
     assert with_kl.loss.item() == pytest.approx(-(0.5 * 1.0) / 2 + kl, rel=1e-5)
+
+
+def test_gspo_clips_the_sequence_ratio_not_the_tokens() -> None:
+    old = torch.zeros(2, 2)
+    logp = torch.log(torch.tensor([[2.0, 0.5], [1.5, 1.5]])).requires_grad_(True)
+    mask = torch.tensor([[1, 1], [1, 0]])  # row 1's second token is padding
+    adv = torch.tensor([1.0, -1.0])
+    token = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28)
+    assert token.objective[0].tolist() == pytest.approx([1.28, 0.5])  # per token: r=2 clipped, r=0.5 not
+    s = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28, sequence_mask=mask)
+    # row 0: s = exp((ln 2 + ln 0.5) / 2) = 1, so A = 1 on both tokens; row 1: s = 1.5 (padding left out),
+    # A = -1: min(-1.5, -1.28) = -1.5
+    assert s.objective.tolist() == [pytest.approx([1.0, 1.0]), pytest.approx([-1.5, -1.5])]
+    assert not s.clipped_high.any() and not s.clipped_low.any()
+    s.objective[0].sum().backward()
+    # d/d logp_t of 2·s·A with s = exp(mean_t logp_t): 2·s·A/2 = 1 for each token of row 0, nothing for row 1
+    assert logp.grad is not None and logp.grad.tolist() == [pytest.approx([1.0, 1.0]), pytest.approx([0.0, 0.0])]
+
+
+def test_two_sided_clip_caps_the_ratio_of_negative_advantages() -> None:
+    old = torch.zeros(3, 1)
+    logp = torch.log(torch.tensor([[5.0], [5.0], [2.0]]))
+    adv = torch.tensor([-1.0, 1.0, -1.0])
+    plain = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28)
+    two_sided = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28, delta=3.0)
+    # r=5, A=-1: min(-5, -1.28) = -5, capped: min(-3, -1.28) = -3; r=5, A=+1: 1.28 either way; r=2 < δ: -2 either way
+    assert plain.objective.squeeze(1).tolist() == pytest.approx([-5.0, 1.28, -2.0])
+    assert two_sided.objective.squeeze(1).tolist() == pytest.approx([-3.0, 1.28, -2.0])
+
+
+def test_cispo_keeps_the_gradient_of_clipped_tokens() -> None:
+    old = torch.zeros(3, 1)
+    adv = torch.tensor([1.0, -1.0, 1.0])
+
+    def gradient(objective: str) -> list[float]:
+        logp = torch.log(torch.tensor([[1.5], [0.5], [1.0]])).requires_grad_(True)
+        if objective == "cispo":
+            s = cispo_objective(logp, old, adv, eps_low=0.2, eps_high=0.28)
+        else:
+            s = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28)
+        s.objective.sum().backward()
+        assert logp.grad is not None
+        return logp.grad.squeeze(1).tolist()
+
+    # CISPO: the weight clip(r, 0.8, 1.28) = (1.28, 0.8, 1.0) times A, for every token
+    assert gradient("cispo") == pytest.approx([1.28, -0.8, 1.0])
+    # PPO: r=1.5, A=+1 and r=0.5, A=-1 sit on the clip: no gradient; r=1: A
+    assert gradient("ppo-clip") == pytest.approx([0.0, 0.0, 1.0])
+    s = cispo_objective(torch.log(torch.tensor([[1.5], [0.5], [1.0]])), old, adv, eps_low=0.2, eps_high=0.28)
+    assert s.clipped_high.squeeze(1).tolist() == [True, False, False] and s.clipped_low.squeeze(1).tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("policy_loss", ["gspo", "cispo"])
+def test_on_policy_every_loss_has_the_gradient_of_ppo(policy_loss: str) -> None:
+    """At π_θ = π_old (μ = 1) the ratio is 1: GSPO and CISPO step like PPO (token-mean)."""
+
+    def gradient(name: str) -> torch.Tensor:
+        logits = torch.tensor([[0.3, -0.2, 0.1], [0.5, 0.0, -1.0]], requires_grad=True)
+        logp = torch.nn.functional.logsigmoid(logits)
+        mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+        grpo_loss(logp, logp.detach(), torch.tensor([0.7, -0.7]), mask, aggregation="token-mean", policy_loss=name).loss.backward()  # type: ignore[arg-type]
+        assert logits.grad is not None
+        return logits.grad
+
+    # GSPO: each of row i's |y_i| tokens carries s·A with ds/dlogp_t = s/|y_i|: A per token, as PPO's
+    assert torch.allclose(gradient(policy_loss), gradient("ppo-clip"), atol=1e-6)

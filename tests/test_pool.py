@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import textwrap
+from typing import Any
 
 import docker
 import pytest
@@ -197,9 +198,15 @@ async def test_every_container_dying_gives_sandbox_error_not_a_verdict(
         program = "import time\ntime.sleep(0.6)\n" + GOOD_ADD
 
         async def killer() -> None:
+            killed: set[str] = set()
+
+            def running() -> list[Any]:  # the container the job is on now, not the one just killed
+                return [s for s in pool._live if s.container.id not in killed and not s.exited.is_set()]
+
             for _ in range(2):
-                await wait_until(lambda: pool.busy == 1)
-                sandbox = next(iter(pool._live))
+                await wait_until(lambda: pool.busy == 1 and bool(running()))
+                sandbox = running()[0]
+                killed.add(sandbox.container.id)
                 await asyncio.to_thread(docker_client.api.kill, sandbox.container.id)
                 await sandbox.exited.wait()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from trainer_client.logs import plot_run
-from trainer_client.report import learning_report, quarter_rewards
+from trainer_client.report import learning_report, paired_quarter_rewards, quarter_rewards
 
 
 def write_run(out: Path, rewards: list[float | None], before: list[int], after: list[int]) -> None:
@@ -55,3 +56,30 @@ def test_learning_report_and_plot(tmp_path: Path) -> None:
     assert png is not None and png.stat().st_size > 1000
     # the report asked about a step that was not evaluated: no held-out comparison
     assert learning_report(tmp_path, 5, resamples=100).heldout is None
+
+
+def test_paired_quarters_compare_each_problem_with_itself() -> None:
+    """Paired by problem, each problem's mean group reward in the first quarter against the
+    last; a problem sampled in one quarter only, or never scored (all masked), is left out."""
+
+    def step(number: int, groups: list[tuple[str, float | None]]) -> dict[str, Any]:
+        scored = [r for _, r in groups if r is not None]
+        return {"step": number, "reward": sum(scored) / len(scored), "groups": [{"problem": p, "reward": r, "kept": True} for p, r in groups]}
+
+    records = [
+        step(1, [("a", 0.2), ("b", 0.9), ("only-first", 0.0)]),
+        step(2, [("a", 0.4), ("b", 0.9), ("masked", None)]),
+        step(3, [("c", 0.0)]),
+        step(4, [("b", 1.0)]),
+        step(5, [("a", 0.5)]),
+        step(6, [("x", 0.0)]),
+        step(7, [("b", 1.0), ("a", 0.6), ("only-last", 0.0)]),
+        step(8, [("a", 0.7), ("masked", None)]),
+    ]
+    paired = paired_quarter_rewards(records, resamples=2000)
+    assert paired is not None and paired.problems == 2  # steps 1-2 against 7-8: a and b
+    # a: mean(0.2, 0.4) = 0.3 -> mean(0.6, 0.7) = 0.65; b: 0.9 -> 1.0
+    assert (paired.first, paired.last) == (pytest.approx(0.6), pytest.approx(0.825))
+    assert paired.difference.estimate == pytest.approx(0.225)
+    assert 0.1 - 1e-9 <= paired.difference.low <= paired.difference.high <= 0.35 + 1e-9  # resampled from (0.35, 0.1)
+    assert paired_quarter_rewards([{"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.6}]) is None  # no groups logged

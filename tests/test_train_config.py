@@ -30,6 +30,10 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ({"difficulty_band": (0.1,)}, "difficulty_band=[0.1] must be [low, high]"),
         ({"difficulty_band": (0.0, 1.5)}, "must be [low, high] with 0 <= low <= high <= 1"),
         ({"difficulty_samples": 1}, "difficulty_samples=1 must be 0 (group_size) or at least 2"),
+        ({"train_limit": -1}, "train_limit=-1 must be >= 0"),
+        ({"policy_loss": "ppo"}, "policy_loss='ppo': choose one of ppo-clip, gspo, cispo"),
+        ({"delta": 1.1, "epsilon_high": 0.28}, "delta=1.1 must be 0 (off) or above 1 + epsilon_high = 1.28"),
+        ({"delta": 2.0, "policy_loss": "cispo"}, "cispo clips its weights itself"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(overrides: dict[str, object], message: str) -> None:

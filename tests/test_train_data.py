@@ -43,9 +43,10 @@ def test_mbpp_train_split_loads_with_a_fair_prompt() -> None:
     assert len(problems) > 300
     for p in problems:
         assert f"`{p.entry_point}`" in p.instruction and p.entry_point in p.problem.tests[0].assert_code
-        assert p.problem.tests[0].assert_code.strip() in p.instruction  # the form of the tests
-        shown = p.problem.tests[0].assert_code.strip()
-        assert all(t.assert_code.strip() not in p.instruction for t in p.problem.tests[1:] if t.assert_code.strip() != shown)  # only one
+        # the form of the tests: the first assert, without the test_setup_code that precedes it
+        asserts = [t.assert_code.strip().splitlines()[-1] for t in p.problem.tests]
+        assert asserts[0] in p.instruction
+        assert all(a not in p.instruction for a in asserts[1:] if a != asserts[0])  # only one
 
 
 def test_our_jsonl_format(tmp_path: Path) -> None:
@@ -64,8 +65,12 @@ def test_our_jsonl_format(tmp_path: Path) -> None:
     (problem,) = load_problems(str(path))
     assert [t.WhichOneof("kind") for t in problem.problem.tests] == ["assert_code", "call", "io"]
     assert json.loads(problem.problem.tests[1].call.args_json) == [2, 3]
-    path.write_text(json.dumps(record) + "\n" + json.dumps({"id": "x", "prompt": "p", "tests": [{"run": "x"}]}) + "\n")
-    with pytest.raises(ValueError, match=r"p.jsonl:2: tests\[0\]: a test needs one of assert, call, io"):
+    path.write_text(json.dumps(record) + "\n\n" + json.dumps({"id": "x", "prompt": "p", "tests": [{"run": "x"}]}) + "\n")
+    # The line of the file, blank lines counted.
+    with pytest.raises(ValueError, match=r"p.jsonl:3: tests\[0\]: a test needs one of assert, call, io"):
+        load_problems(str(path))
+    path.write_text(json.dumps(record) + "\n{'id': 'x'}\n")
+    with pytest.raises(ValueError, match=r"p.jsonl:2: not JSON"):
         load_problems(str(path))
     with pytest.raises(ValueError, match="dataset 'nope'"):
         load_problems("nope")
@@ -125,3 +130,14 @@ def test_mbpp_by_dataset_name_through_the_datasets_library(tmp_path: Path) -> No
     (tmp_path / "bad" / "train.jsonl").write_text(json.dumps({"task_id": 9, "text": "x", "test_list": ["print(1)"]}) + "\n")
     with pytest.raises(ValueError, match=r"\[train\]:1: cannot find the function"):
         load_problems(f"mbpp:{tmp_path / 'bad'}")
+
+
+def test_data_order_is_a_fresh_permutation_each_epoch() -> None:
+    pytest.importorskip("torch", reason="trainer_client.trainer needs torch (the trainer extra)")
+    from trainer_client.trainer import problem_at
+
+    first = [problem_at(i, 5, seed=1) for i in range(5)]
+    second = [problem_at(i, 5, seed=1) for i in range(5, 10)]
+    assert sorted(first) == sorted(second) == list(range(5))
+    assert first != second  # (for this seed) epochs differ in order
+    assert [problem_at(i, 5, seed=1) for i in range(5)] == first  # and the order is a function of the position alone

@@ -19,7 +19,7 @@ import pytest
 
 from sandboxes.config import SandboxConfig
 from sandboxes.pool import SandboxPool
-from sandboxes.types import AssertTest, CallTest, Limits, Problem, Verdict
+from sandboxes.types import AssertTest, CallTest, Limits, Problem, ScoringMode, Verdict
 
 from .helpers import assert_pool_healthy, call, io, problem
 
@@ -35,7 +35,7 @@ def code(text: str) -> str:
 async def assert_not_rewarded(pool: SandboxPool, p: Problem, program: str) -> None:
     result = await pool.run(p, program)
     assert result.verdict in NOT_REWARDED, result  # never PASSED, never a masked SANDBOX_ERROR
-    assert result.reward(__import__("sandboxes").ScoringMode.FRACTION) == 0.0
+    assert result.reward(ScoringMode.FRACTION) == 0.0
 
 
 # -- 1. forging the report ------------------------------------------------------------------
@@ -517,6 +517,26 @@ async def test_cpu_bound_right_programs_pass_on_an_oversubscribed_machine(sandbo
     assert [r.verdict for r in results] == [Verdict.PASSED] * 8, [r.tests[0].detail for r in results]
 
 
+async def test_time_spent_waiting_for_a_cpu_is_not_on_the_wall_clock(sandbox_image: str, docker_client: docker.DockerClient) -> None:
+    """A container held to 5% of a core (the CPU quota throttles it, as a loaded machine would
+    starve it): a program needing 0.15 s of CPU takes ~3 s of real time, past its 2.5 s wall cap,
+    and still passes; one that needs more than the overload cap (3x the wall cap) allows is a
+    TIMEOUT there, never SANDBOX_ERROR (a program can make its own threads wait, so waiting
+    proves nothing about the machine); one that sleeps times out at the wall cap as before."""
+    limits = Limits(time_limit_s=0.5, memory_limit_mb=128, output_limit_bytes=65536)
+    config = SandboxConfig(image=sandbox_image, workers=1, container_cpus=0.05, default_limits=limits)
+    spin = "import time\ndef work():\n    began = time.process_time()\n    while time.process_time() - began < {}:\n        pass\n    return 42\n"
+    p = problem(AssertTest("assert work() == 42"), entry_point="work")
+    async with SandboxPool(config, client=docker_client) as pool:
+        slow_right = await pool.run(p, spin.format(0.15))
+        starved = await pool.run(p, spin.format(0.45))
+        sleeper = await pool.run(p, "import time\ndef work():\n    time.sleep(30)\n    return 42\n")
+    assert slow_right.verdict is Verdict.PASSED, slow_right.tests[0].detail
+    assert starved.verdict is Verdict.TIMEOUT and starved.reward(ScoringMode.FRACTION) == 0.0
+    assert "wall-clock" in starved.tests[0].detail and starved.tests[0].wall_time_s < 2.5
+    assert sleeper.verdict is Verdict.TIMEOUT and "wall-clock" in sleeper.tests[0].detail
+
+
 async def test_a_sleeping_program_times_out_at_the_wall_cap(pool: SandboxPool) -> None:
     result = await pool.run(problem(AssertTest("assert nap() == 1"), entry_point="nap"), "import time\ndef nap():\n    time.sleep(60)\n    return 1\n")
     assert result.verdict is Verdict.TIMEOUT and "wall-clock" in result.tests[0].detail
@@ -625,3 +645,38 @@ async def test_the_setup_codes_exception_classes_cross(pool: SandboxPool) -> Non
         test = AssertTest(f"try:\n    check(-1)\n    assert False\nexcept {handler}:\n    pass")
         result = await pool.run(problem(test, entry_point="check", setup_code=setup), program)
         assert result.verdict is Verdict.PASSED, result.tests[0].detail
+
+
+MBPP_927 = {  # the shape of MBPP task 927: the test setup builds its input from the program's class
+    "task_id": 927,
+    "test_setup_code": "root = Node(1)\nroot.left = Node(2)\nroot.left.left = Node(3)\n",
+    "test_list": ["assert max_height(root) == 3", "assert max_height(None) == 0"],
+}
+TREE = "class Node:\n    def __init__(self, data):\n        self.data, self.left, self.right = data, None, None\n"
+
+
+async def test_mbpp_setup_code_that_uses_the_programs_class_is_judged_not_a_sandbox_error(pool: SandboxPool) -> None:
+    from reward_api.datasets import mbpp_problem
+    from reward_server.convert import to_problem
+
+    p = to_problem(mbpp_problem(MBPP_927))
+    right = TREE + "def max_height(node):\n    return 0 if node is None else 1 + max(max_height(node.left), max_height(node.right))\n"
+    wrong = TREE + "def max_height(node):\n    return 0 if node is None else 1\n"
+    results = await asyncio.gather(pool.run(p, right), pool.run(p, wrong))
+    assert [r.verdict for r in results] == [Verdict.PASSED, Verdict.FAILED], results
+
+
+@pytest.mark.parametrize(
+    ("setter", "expected"),
+    [
+        ("raise AssertionError('passed')", Verdict.RUNTIME_ERROR),  # the program's AssertionError is not the test's
+        ("raise SystemExit(0)", Verdict.RUNTIME_ERROR),
+        ("import os; os._exit(0)", Verdict.RUNTIME_ERROR),
+        ("while True: pass", Verdict.TIMEOUT),
+    ],
+)
+async def test_a_hostile_attribute_setter_does_not_pass(pool: SandboxPool, setter: str, expected: Verdict) -> None:
+    program = f"class Box:\n    def __setattr__(self, name, value):\n        {setter}\n"
+    p = problem(AssertTest("b = Box()\nb.x = 1\nassert True"), limits=Limits(time_limit_s=1.0))
+    result = await pool.run(p, program)
+    assert result.verdict is expected, result

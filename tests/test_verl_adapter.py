@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from codereward.v1 import reward_pb2 as pb
-from reward_api.integrations import verl
-from reward_api.integrations.problems import parse_tests, problem_from_spec
-from reward_api.types import GroupScore
+from reward_api import types
+from reward_api.datasets import mbpp_tests
+from reward_api.integrations import problems, verl
+from reward_api.integrations.problems import problem_from_spec
+from reward_api.types import GroupScore, parse_tests
 from trainer_client.data import mbpp_entry_point
 
 from .server_proc import ServerProcess
@@ -45,9 +47,8 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         verl.verl_row(
             r["text"],
-            r["test_list"],
+            [t.assert_code for t in mbpp_tests(r)],
             entry_point=mbpp_entry_point(r["test_list"][0]),
-            setup_code=r["test_setup_code"],
             data_source="mbpp",
             extra_info={"split": "train", "index": i},
         )
@@ -66,6 +67,7 @@ def test_test_specs_in_every_form() -> None:
     )
     assert [t.WhichOneof("kind") for t in tests] == ["assert_code", "call", "io", "assert_code"]
     assert (tests[1].call.args_json, tests[1].call.expected_json) == ("[1, 2]", "3")
+    assert problems.parse_tests is types.parse_tests and problems.auto_fail_fast is types.auto_fail_fast  # importable from both
     problem, entry_point, prefix = problem_from_spec({"tests": ["assert f(0) == 0"], "entry_point": "f", "setup_code": "import math"})
     assert (problem.entry_point, problem.setup_code, entry_point, prefix) == ("f", "import math", "f", "")
     with pytest.raises(ValueError, match=r"ground_truth: missing `tests`"):
@@ -160,3 +162,39 @@ def test_loads_from_a_file_path_as_verl_does(server: ServerProcess) -> None:
     truth = json.dumps({"tests": [{"call": {"args": [2, 3], "expected": 6}}], "entry_point": "mul"})
     score = module.compute_score("custom", "def mul(a, b):\n    return a * b\n", truth, {}, target=server.target, mode="FRACTION")
     assert score == 1.0
+
+
+CONTEST_SPEC = {
+    "language": "cpp",
+    "tests": [{"io": {"stdin": f"{n}\n", "expected_stdout": f"{1 / n:.6f}\n"}} for n in (3, 7, 9, 11)],
+    "output_check": {"mode": "FLOATS", "abs_tolerance": 1e-6},
+    "subtasks": [{"points": 40, "tests": [0, 1], "name": "small"}, {"points": 60, "tests": [2, 3]}],
+}
+RECIPROCAL = "#include <cstdio>\nint main() { int n; std::scanf(\"%d\", &n); std::printf(\"%.9f\\n\", n < 9 ? 1.0 / n : 0.5); }\n"
+
+
+def test_a_contest_spec_keeps_its_language_output_check_and_subtasks() -> None:
+    problem, _, _ = problem_from_spec(json.dumps(CONTEST_SPEC))
+    assert problem.language == "cpp" and problem.output_check.mode == pb.OutputCheck.FLOATS
+    assert problem.output_check.abs_tolerance == 1e-6
+    assert [(s.points, list(s.tests), s.name) for s in problem.subtasks] == [(40, [0, 1], "small"), (60, [2, 3], "")]
+    for bad, message in (
+        ({"output_check": {"mode": "ROUGH"}}, r"ground_truth.output_check.mode='ROUGH': choose one of LINES, EXACT, TOKENS, FLOATS"),
+        ({"output_check": {"tolerance": 1}}, r"ground_truth.output_check: unknown keys \['tolerance'\]"),
+        ({"subtasks": [{"points": 1}]}, r"ground_truth.subtasks\[0\]: expected"),
+        ({"subtasks": [{"points": "x", "tests": [0]}]}, r"ground_truth.subtasks\[0\]: points must be a number"),
+        ({"subtasks": "all"}, r"ground_truth.subtasks: expected a list"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            problem_from_spec({**CONTEST_SPEC, **bad})
+
+
+@pytest.mark.docker
+def test_a_cpp_answer_is_scored_with_its_tolerance_and_subtasks(server: ServerProcess) -> None:
+    """The answer's C++ block is what runs (not its Python one); 1/n printed with 9 digits
+    passes under FLOATS, not under EXACT; wrong on tests 2 and 3 it keeps the first subtask."""
+    completion = f"In Python:\n```python\nprint(1 / int(input()))\n```\nIn C++:\n```cpp\n{RECIPROCAL}```\n"
+    score = lambda spec, mode: verl.compute_score("contest", completion, json.dumps(spec), target=server.target, mode=mode)  # noqa: E731
+    assert score(CONTEST_SPEC, "SUBTASKS") == pytest.approx(0.4)  # subtask "small" passed, the other not
+    assert score(CONTEST_SPEC, "FRACTION") == pytest.approx(0.5)
+    assert score({**CONTEST_SPEC, "output_check": {"mode": "EXACT"}}, "FRACTION") == 0.0  # 0.333333333 is not 0.333333

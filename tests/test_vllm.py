@@ -93,6 +93,19 @@ def test_sampled_logprobs_match_the_trainer_forward_and_sync_moves_them(sampler:
     assert float((before - after_trainer[0]).abs().max()) > 0.05  # and the old numbers would not pass
 
 
+def test_prompts_beyond_one_scheduler_step_sample_with_seeded_generators(sampler: VLLMSampler) -> None:
+    """More prompt tokens than one engine step schedules (24 prompts × 2 of ~400 tokens): with
+    chunked prefill, vLLM would cut a prompt, discard the token sampled for it and rewind that
+    request's seeded generator, which a CPU generator cannot do (RuntimeError: CPU Generator
+    does not use offset). Every group comes back whole."""
+    task = "Write a Python function that returns the sum of the squares of the odd numbers of a list. " * 20
+    instructions = [f"Problem {i}. {task}" for i in range(24)]
+    assert len(sampler.prompt_ids(instructions[0])) > 350
+    groups = sampler.sample(instructions, 2)
+    assert [len(g) for g in groups] == [2] * 24
+    assert all(len(c.completion_ids) > 0 for g in groups for c in g)
+
+
 @pytest.fixture(scope="module")
 def reward_server(sandbox_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ARG001 — needs the image
     with LocalRewardServer(tmp_path_factory.mktemp("server") / "server.log", workers=2) as server:

@@ -106,10 +106,7 @@ def _ks(text: str) -> list[int]:
     return ks
 
 
-def eval_main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["compare"]:
-        return compare_main(argv[1:])
+def _eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grpo-eval",
         description="pass@k of a model or checkpoint through codereward reward servers: greedy pass@1 by default, "
@@ -143,6 +140,40 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-o", "--output", type=Path, help="write one JSON line per problem (id, n, c and each sample's completion, program, verdict)"
     )
+    return parser
+
+
+def _eval_sampler(args: argparse.Namespace, device: str, n_problems: int) -> Any:
+    """The sampler grpo-eval asked for (vLLM schedules its own batches: its batch is everything)."""
+    if args.sampler == "vllm":
+        from transformers import AutoTokenizer
+
+        from .model import resolve_model
+        from .vllm_sampler import VLLMSampler
+
+        path = resolve_model(args.model)
+        args.batch_size = max(args.batch_size, n_problems * args.samples)
+        return VLLMSampler(
+            path,
+            AutoTokenizer.from_pretrained(path),
+            max_new_tokens=args.max_completion_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            dtype="float32" if device == "cpu" else "bfloat16",
+        )
+    from .model import load_model
+    from .sampling import HFSampler
+
+    model, tokenizer = load_model(args.model, device=device)
+    return HFSampler(model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens, temperature=args.temperature, top_p=args.top_p)
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
+    parser = _eval_parser()
     args = parser.parse_args(argv)
     ks = args.k or [1]
     if args.samples < 1:
@@ -162,9 +193,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     from .data import load_problems
     from .evaluate import evaluate
-    from .model import load_model
     from .rewards import LocalRewardServer, RewardUnavailable, RewardWorker
-    from .sampling import HFSampler
     from .trainer import pick_device
 
     _exit_on_sigterm()
@@ -176,29 +205,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit:
         problems = problems[: args.limit]
-    device = pick_device(args.device)
-    if args.sampler == "vllm":
-        from transformers import AutoTokenizer
-
-        from .model import resolve_model
-        from .vllm_sampler import VLLMSampler
-
-        path = resolve_model(args.model)
-        sampler: Any = VLLMSampler(
-            path,
-            AutoTokenizer.from_pretrained(path),
-            max_new_tokens=args.max_completion_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            dtype="float32" if device == "cpu" else "bfloat16",
-        )
-        args.batch_size = max(args.batch_size, len(problems) * args.samples)  # vLLM schedules its own batches
-    else:
-        model, tokenizer = load_model(args.model, device=device)
-        sampler = HFSampler(
-            model.eval(), tokenizer, max_new_tokens=args.max_completion_tokens, temperature=args.temperature, top_p=args.top_p
-        )
+    sampler = _eval_sampler(args, pick_device(args.device), len(problems))
     with contextlib.ExitStack() as stack:
         targets = [t for t in args.servers.split(",") if t]
         try:

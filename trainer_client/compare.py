@@ -13,9 +13,10 @@ McNemar's exact test on the problems that changed (`stats.mcnemar_exact`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from reward_api.datasets import read_jsonl_lines
 
 from .evaluate import ProblemOutcome
 from .stats import Interval, mcnemar_exact, paired_bootstrap
@@ -24,24 +25,20 @@ from .stats import Interval, mcnemar_exact, paired_bootstrap
 def read_outcomes(path: Path) -> dict[str, ProblemOutcome]:
     """Per problem id, its outcome in an evaluation file; errors name the file and line."""
     outcomes: dict[str, ProblemOutcome] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if "n" in row:
-                    outcome = ProblemOutcome(str(row["id"]), int(row["n"]), int(row["c"]), int(row.get("masked", 0)))
-                else:
-                    reward = row["reward"]
-                    outcome = ProblemOutcome(str(row["id"]), int(reward is not None), int(reward == 1.0), int(reward is None))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not an evaluation row (need id, n, c): {exc!r}") from None
-            if not 0 <= outcome.c <= outcome.n:
-                raise ValueError(f"{path}:{number}: c={outcome.c} must be between 0 and n={outcome.n}")
-            if outcome.id in outcomes:
-                raise ValueError(f"{path}:{number}: problem {outcome.id!r} appears twice")
-            outcomes[outcome.id] = outcome
+    for number, row in read_jsonl_lines(path):
+        try:
+            if "n" in row:
+                outcome = ProblemOutcome(str(row["id"]), int(row["n"]), int(row["c"]), int(row.get("masked", 0)))
+            else:
+                reward = row["reward"]
+                outcome = ProblemOutcome(str(row["id"]), int(reward is not None), int(reward == 1.0), int(reward is None))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not an evaluation row (need id, n, c): {exc!r}") from None
+        if not 0 <= outcome.c <= outcome.n:
+            raise ValueError(f"{path}:{number}: c={outcome.c} must be between 0 and n={outcome.n}")
+        if outcome.id in outcomes:
+            raise ValueError(f"{path}:{number}: problem {outcome.id!r} appears twice")
+        outcomes[outcome.id] = outcome
     return outcomes
 
 

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reward_api.config_flags import option
+from reward_api.types import ScoringMode
 
+# The choices of the config's fields, defined here only: grpo.py and update.py import them.
 Sampler = Literal["auto", "hf", "vllm"]
 LossAggregation = Literal["sequence-mean", "token-mean", "constant"]
 StdScaling = Literal["group", "batch", "none"]
+PolicyLoss = Literal["ppo-clip", "gspo", "cispo"]
 Schedule = Literal["constant", "linear", "cosine"]
 
 
@@ -43,7 +46,7 @@ class TrainConfig:
         "addresses counts each, resolved again every 30 s). Empty: start a local one for the run.",
     )
     reward_token: str | None = option(None, "Bearer token for the reward servers.")
-    reward_mode: Literal["ALL_OR_NOTHING", "FRACTION"] = option(
+    reward_mode: ScoringMode = option(
         "ALL_OR_NOTHING",
         "Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is then split into one test "
         "per assert; evaluation stays pass@1). FRACTION gives more groups a signal, and so more rows to update on; "
@@ -103,6 +106,12 @@ class TrainConfig:
         "(estimated from difficulty_samples samples each through the training sampler and rewards, cached per model and "
         "dataset; `grpo-train --estimate-difficulty` reports it). Empty: every problem.",
     )
+    train_limit: int = option(
+        0,
+        "Train on a seeded random sample of N problems of the dataset (0: all), drawn before the difficulty filter: "
+        "a small set is seen several times in a short run, so its reward can be compared on the same problems early "
+        "and late.",
+    )
     difficulty_samples: int = option(0, "Samples per problem for the difficulty estimate (0: group_size).")
     difficulty_cache_dir: str = option(
         "",
@@ -127,6 +136,17 @@ class TrainConfig:
     max_grad_norm: float = option(1.0, "Gradient clipping (0 = none).")
     epsilon_low: float = option(0.2, "Clip range below 1 for the probability ratio.")
     epsilon_high: float = option(0.2, "Clip range above 1 (DAPO's clip-higher uses 0.28).")
+    policy_loss: PolicyLoss = option(
+        "ppo-clip",
+        "ppo-clip (GRPO: PPO's clipped surrogate on the token ratio), gspo (the same on the sequence's length-normalised "
+        "ratio, Zheng et al. 2025; they use epsilon_low=3e-4, epsilon_high=4e-4) or cispo (MiniMax-M1 2025: the REINFORCE "
+        "term weighted by the detached ratio clipped to [1-epsilon_low, 1+epsilon_high]; no token loses its gradient).",
+    )
+    delta: float = option(
+        0.0,
+        "Two-sided clip (INTELLECT-2, TRL's `delta`): with a negative advantage the ratio counts at most `delta`, so one "
+        "token far likelier than when sampled cannot dominate the loss; 0 = off, else > 1 + epsilon_high. ppo-clip and gspo.",
+    )
     beta: float = option(0.0, "KL penalty weight to the starting model (0: no reference model is loaded).")
     loss_aggregation: LossAggregation = option(
         "sequence-mean",
@@ -184,9 +204,13 @@ class TrainConfig:
         for name in ("epsilon_low", "epsilon_high"):
             if not 0 < getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be in (0, 1)")
+        if self.delta and self.delta <= 1 + self.epsilon_high:
+            problems.append(f"delta={self.delta} must be 0 (off) or above 1 + epsilon_high = {1 + self.epsilon_high:g}")
+        if self.delta and self.policy_loss == "cispo":
+            problems.append("delta applies to ppo-clip and gspo; cispo clips its weights itself (set delta = 0)")
         if self.beta < 0:
             problems.append(f"beta={self.beta} must be >= 0 (0 disables the KL term)")
-        for name in ("eval_every", "save_every", "eval_limit", "eval_max_completion_tokens", "warmup_steps", "local_server_workers"):
+        for name in ("eval_every", "save_every", "eval_limit", "train_limit", "eval_max_completion_tokens", "warmup_steps", "local_server_workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.weight_decay < 0 or self.max_grad_norm < 0 or self.reward_retry_timeout_s < 0:
@@ -206,9 +230,10 @@ class TrainConfig:
         for name, allowed in (
             ("sampler", Sampler),
             ("loss_aggregation", LossAggregation),
+            ("policy_loss", PolicyLoss),
             ("std_scaling", StdScaling),
             ("lr_schedule", Schedule),
-            ("reward_mode", Literal["ALL_OR_NOTHING", "FRACTION"]),
+            ("reward_mode", ScoringMode),
         ):
             if getattr(self, name) not in typing.get_args(allowed):
                 problems.append(f"{name}={getattr(self, name)!r}: choose one of {', '.join(typing.get_args(allowed))}")

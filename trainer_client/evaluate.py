@@ -20,12 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reward_api.extract import extract_code
-from reward_api.integrations.problems import auto_fail_fast
-from reward_api.types import GroupScore, make_request
+from reward_api.types import GroupScore
 
 from .data import TrainProblem
-from .rewards import RewardWorker
+from .rewards import RewardWorker, score_request
 from .sampling import Sampler
 from .stats import pass_at_k
 
@@ -75,13 +73,6 @@ class EvalResult:
         out[f"{prefix}pass@1"] = self.pass_at_1
         out.update({f"{prefix}passed": self.passed, f"{prefix}scored": self.scored, f"{prefix}masked": self.masked})
         return out
-
-
-def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, request_id: str) -> tuple[Any, list[str]]:
-    """The ScoreRequest for a group of completions of `problem`, and the extracted programs.
-    ALL_OR_NOTHING sets fail_fast (`auto_fail_fast`)."""
-    codes = [extract_code(t, problem.entry_point, problem.prompt_prefix, problem.response_prefix) for t in texts]
-    return make_request(problem.problem, codes, mode=mode, request_id=request_id, fail_fast=auto_fail_fast(mode, None)), codes
 
 
 def evaluate(

@@ -10,6 +10,13 @@ Departures from the paper, each a knob users of TRL and verl know:
 - Loss aggregation: per-sequence mean then mean over sequences (the paper's), token-level
   mean over the batch (DAPO), or a constant normaliser (Dr. GRPO, Liu et al. 2025).
 - Advantage scaling by the group's std (the paper's), the batch's std, or none (Dr. GRPO).
+- The policy loss (`policy_loss`): PPO's clipped surrogate on the token ratio (the paper's);
+  GSPO (Zheng et al., "Group Sequence Policy Optimization", 2025): the same clip on the
+  sequence-level ratio s_i = exp(mean_t log(π_θ/π_old)), shared by the tokens of completion i;
+  CISPO (MiniMax, "MiniMax-M1", 2025, §3.1): sg(clip(r_t, 1-ε_low, 1+ε_high))·A·log π_θ(y_t),
+  a weighted REINFORCE term whose gradient no token loses to the clip.
+- Two-sided clip (`delta`, INTELLECT-2, Prime Intellect 2025; TRL's `delta`): with A < 0,
+  PPO's min() leaves r·A unbounded below as r grows; the unclipped ratio is capped at δ.
 - Off-policy correction for a separate sampler (vLLM): the surrogate of each sequence is
   weighted by the sequence-level importance ratio π_old(y|x) / π_sampler(y|x), and sequences
   whose ratio exceeds a cap are masked out (TRL's `vllm_importance_sampling_correction`,
@@ -23,13 +30,11 @@ Departures from the paper, each a knob users of TRL and verl know:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-StdScaling = Literal["group", "batch", "none"]
-Aggregation = Literal["sequence-mean", "token-mean", "constant"]
+from .config import LossAggregation, PolicyLoss, StdScaling  # the config's choices; config.py stays free of torch
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,33 @@ class Surrogate:
     clipped_high: Tensor  # [N, T] bool: r > 1+ε_high with A > 0
 
 
-def clipped_surrogate(logp: Tensor, old_logp: Tensor, advantages: Tensor, eps_low: float, eps_high: float) -> Surrogate:
-    """PPO's clipped objective per token; `advantages` is [N] (one per sequence) or [N, T]."""
+def sequence_log_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor) -> Tensor:
+    """GSPO's log s_i = mean over the completion tokens of log π_θ - log π_old, [N, 1]: one
+    ratio per sequence, broadcast to its tokens (its gradient reaches every token)."""
+    mask = mask.to(logp.dtype)
+    return (((logp - old_logp) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).unsqueeze(1)
+
+
+def clipped_surrogate(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    eps_low: float,
+    eps_high: float,
+    *,
+    delta: float = 0.0,
+    sequence_mask: Tensor | None = None,
+) -> Surrogate:
+    """PPO's clipped objective per token; `advantages` is [N] (one per sequence) or [N, T].
+    With `sequence_mask` ([N, T], the completion tokens), the ratio is GSPO's sequence ratio;
+    with `delta` > 0, the unclipped ratio is capped at δ (two-sided clip)."""
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)
-    ratio = torch.exp(logp - old_logp)
+    log_ratio = logp - old_logp if sequence_mask is None else sequence_log_ratio(logp, old_logp, sequence_mask).expand_as(logp)
+    ratio = torch.exp(log_ratio)
     clipped_ratio = ratio.clamp(1 - eps_low, 1 + eps_high)
-    objective = torch.minimum(ratio * advantages, clipped_ratio * advantages)
+    unclipped = ratio.clamp(max=delta) if delta > 0 else ratio
+    objective = torch.minimum(unclipped * advantages, clipped_ratio * advantages)
     return Surrogate(
         objective=objective,
         clipped_low=(ratio < 1 - eps_low) & (advantages < 0),
@@ -95,7 +120,22 @@ def clipped_surrogate(logp: Tensor, old_logp: Tensor, advantages: Tensor, eps_lo
     )
 
 
-def aggregate(per_token: Tensor, mask: Tensor, mode: Aggregation, constant: float | None = None) -> Tensor:
+def cispo_objective(logp: Tensor, old_logp: Tensor, advantages: Tensor, eps_low: float, eps_high: float) -> Surrogate:
+    """CISPO per token: sg(clip(r, 1-ε_low, 1+ε_high))·A·log π_θ. Its value is not PPO's, its
+    gradient is the clipped weight times A·∇log π_θ for every token (PPO's is 0 where the clip
+    binds). `clipped_*` flag the tokens whose weight the clip changed."""
+    if advantages.dim() == 1:
+        advantages = advantages.unsqueeze(1)
+    ratio = torch.exp(logp - old_logp).detach()
+    weight = ratio.clamp(1 - eps_low, 1 + eps_high)
+    return Surrogate(
+        objective=weight * advantages * logp,
+        clipped_low=ratio < 1 - eps_low,
+        clipped_high=ratio > 1 + eps_high,
+    )
+
+
+def aggregate(per_token: Tensor, mask: Tensor, mode: LossAggregation, constant: float | None = None) -> Tensor:
     """Reduce a per-token loss [N, T] over the tokens in `mask` (completion tokens of the
     sequences that enter the loss; prompt and padding are 0)."""
     mask = mask.to(per_token.dtype)
@@ -151,18 +191,24 @@ def grpo_loss(
     eps_high: float = 0.2,
     beta: float = 0.0,
     ref_logp: Tensor | None = None,
-    aggregation: Aggregation = "sequence-mean",
+    aggregation: LossAggregation = "sequence-mean",
     constant: float | None = None,
     is_weights: Tensor | None = None,
+    policy_loss: PolicyLoss = "ppo-clip",
+    delta: float = 0.0,
 ) -> LossParts:
     """-(clipped surrogate - β·KL_k3), aggregated over the completion tokens in `mask`.
 
     logp, old_logp, ref_logp, mask: [N, T] (N completions, token-aligned); advantages: [N].
     Completions left out of the loss (masked rewards, zero-variance groups) have an all-zero
     mask row. `is_weights` ([N], from `sequence_importance_weights`) scales each sequence's
-    surrogate (not its KL term).
+    surrogate (not its KL term). `policy_loss` and `delta`: see the module's docstring.
     """
-    surrogate = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
+    if policy_loss == "cispo":
+        surrogate = cispo_objective(logp, old_logp, advantages, eps_low, eps_high)
+    else:
+        sequence_mask = mask if policy_loss == "gspo" else None
+        surrogate = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high, delta=delta, sequence_mask=sequence_mask)
     per_token = -surrogate.objective
     if is_weights is not None:
         per_token = per_token * is_weights.unsqueeze(1)
@@ -172,7 +218,7 @@ def grpo_loss(
             raise ValueError("beta > 0 needs ref_logp (the reference model's log-probabilities)")
         kl = k3_kl(logp, ref_logp)
         per_token = per_token + beta * kl
-        kl_value = float((kl * mask).sum() / mask.sum().clamp(min=1))
+        kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
     tokens = mask.sum().clamp(min=1)
     return LossParts(
         loss=aggregate(per_token, mask, aggregation, constant),

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reward_api.datasets import read_jsonl
+
 if TYPE_CHECKING:
     from .report import LearningReport
 
@@ -62,8 +64,7 @@ def _plain(value: Any) -> Any:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return list(read_jsonl(path))
 
 
 def plot_run(metrics_path: Path, out_path: Path, report: LearningReport | None = None) -> Path | None:

@@ -27,6 +27,9 @@ class Batch:
     position_ids: Tensor  # [N, P + T]
     completion_ids: Tensor  # [N, T]
     completion_mask: Tensor  # [N, T] float: 1 on completion tokens, 0 on padding
+    sampler_logprobs: Tensor | None = None
+    """[N, T]: the sampler's own log π(token), 0 on padding; for the importance sampling
+    correction of a separate sampler (vLLM), None when the update does not ask for it."""
 
     @property
     def completion_len(self) -> int:
@@ -46,30 +49,40 @@ class Batch:
             self.position_ids[index, cols],
             self.completion_ids[index, :length],
             self.completion_mask[index, :length],
+            None if self.sampler_logprobs is None else self.sampler_logprobs[index, :length],
         )
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
-            *(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.completion_mask))
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.position_ids.to(device),
+            self.completion_ids.to(device),
+            self.completion_mask.to(device),
+            None if self.sampler_logprobs is None else self.sampler_logprobs.to(device),
         )
 
 
-def make_batch(completions: Sequence[Completion], pad_id: int) -> Batch:
-    """Pad prompts on the left and completions on the right into one batch."""
+def make_batch(completions: Sequence[Completion], pad_id: int, *, sampler_logprobs: bool = False) -> Batch:
+    """Pad prompts on the left and completions on the right into one batch; with
+    `sampler_logprobs`, carry each completion's `logprobs` in the completion columns."""
     prompt_len = max(len(c.prompt_ids) for c in completions)
     completion_len = max(1, max(len(c.completion_ids) for c in completions))
     n = len(completions)
     input_ids = torch.full((n, prompt_len + completion_len), pad_id, dtype=torch.long)
     attention = torch.zeros((n, prompt_len + completion_len), dtype=torch.long)
     completion_mask = torch.zeros((n, completion_len))
+    sampled = torch.zeros((n, completion_len)) if sampler_logprobs else None
     for row, c in enumerate(completions):
         p, t = len(c.prompt_ids), len(c.completion_ids)
         input_ids[row, prompt_len - p : prompt_len] = torch.tensor(c.prompt_ids)
         input_ids[row, prompt_len : prompt_len + t] = torch.tensor(c.completion_ids, dtype=torch.long)
         attention[row, prompt_len - p : prompt_len + t] = 1
         completion_mask[row, :t] = 1
+        if sampled is not None:
+            sampled[row, : len(c.logprobs)] = torch.tensor(c.logprobs, dtype=torch.float32)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    return Batch(input_ids, attention, positions, input_ids[:, prompt_len:].clone(), completion_mask)
+    return Batch(input_ids, attention, positions, input_ids[:, prompt_len:].clone(), completion_mask, sampled)
 
 
 @dataclass(frozen=True)

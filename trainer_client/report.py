@@ -5,6 +5,11 @@
   bootstrap CI of the difference (`stats.bootstrap_mean_difference`: the steps of each
   quarter resampled apart). Training problems differ from step to step, so this is noisy;
   the held-out comparison is the one that says whether the model got better.
+- The same, paired by problem: each problem sampled in both quarters (the `groups` of
+  metrics.jsonl) with its mean group reward in each, and a paired bootstrap CI over those
+  problems (`stats.paired_bootstrap`). Problems differ in difficulty far more than a model
+  changes in a short run; pairing takes that difference out, so a small training set seen
+  several times (`train_limit`) shows whether the model got better on it.
 - Held-out greedy pass@1 before training and after it, on problems never trained on, paired
   by problem (`compare.compare`: paired bootstrap CI and McNemar's exact test).
 """
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Comparison, compare, read_outcomes
-from .stats import Interval, bootstrap_mean_difference
+from .stats import Interval, bootstrap_mean_difference, paired_bootstrap
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,20 @@ class QuarterRewards:
 
 
 @dataclass(frozen=True)
+class PairedRewards:
+    problems: int
+    """Problems sampled in both the first and the last quarter."""
+    first: float
+    last: float
+    difference: Interval
+
+
+@dataclass(frozen=True)
 class LearningReport:
     reward: QuarterRewards | None
     """None with fewer than 2 steps that have a reward."""
+    paired: PairedRewards | None
+    """None when no problem was sampled (with a scored completion) in both quarters."""
     heldout: Comparison | None
     """None without both evaluations (before and after)."""
     heldout_steps: tuple[int, int] = (0, 0)
@@ -47,6 +63,12 @@ class LearningReport:
                 f"training reward, steps {r.first_steps[0]}-{r.first_steps[1]} vs {r.last_steps[0]}-{r.last_steps[1]}: "
                 f"{r.first:.3f} -> {r.last:.3f}, difference {ci.estimate:+.3f} ({ci.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}], "
                 "bootstrap over steps)"
+            )
+        if self.paired is not None:
+            p, ci = self.paired, self.paired.difference
+            out.append(
+                f"training reward on the {p.problems} problems sampled in both quarters: {p.first:.3f} -> {p.last:.3f}, "
+                f"difference {ci.estimate:+.3f} ({ci.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}], paired bootstrap over problems)"
             )
         if self.heldout is not None:
             h, ci = self.heldout, self.heldout.difference
@@ -65,19 +87,55 @@ class LearningReport:
 
 def quarter_rewards(records: Sequence[dict[str, Any]], *, resamples: int = 10_000, seed: int = 0) -> QuarterRewards | None:
     """First against last quarter of the steps with a reward (a quarter is at least one step)."""
-    steps = [(r["step"], r["reward"]) for r in records if r.get("step", 0) > 0 and r.get("reward") is not None]
-    if len(steps) < 2:
+    quarters = _quarters(records)
+    if quarters is None:
         return None
-    size = max(1, len(steps) // 4)
-    first, last = steps[:size], steps[-size:]
-    a, b = [v for _, v in first], [v for _, v in last]
+    first, last = quarters
+    size = len(first)
+    a, b = [r["reward"] for r in first], [r["reward"] for r in last]
     return QuarterRewards(
         steps=size,
-        first_steps=(first[0][0], first[-1][0]),
-        last_steps=(last[0][0], last[-1][0]),
+        first_steps=(first[0]["step"], first[-1]["step"]),
+        last_steps=(last[0]["step"], last[-1]["step"]),
         first=sum(a) / size,
         last=sum(b) / size,
         difference=bootstrap_mean_difference(a, b, resamples=resamples, seed=seed),
+    )
+
+
+def _quarters(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    steps = [r for r in records if r.get("step", 0) > 0 and r.get("reward") is not None]
+    if len(steps) < 2:
+        return None
+    size = max(1, len(steps) // 4)
+    return steps[:size], steps[-size:]
+
+
+def _problem_means(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    rewards: dict[str, list[float]] = {}
+    for record in records:
+        for group in record.get("groups") or []:
+            if group.get("reward") is not None:
+                rewards.setdefault(group["problem"], []).append(group["reward"])
+    return {problem: sum(values) / len(values) for problem, values in rewards.items()}
+
+
+def paired_quarter_rewards(records: Sequence[dict[str, Any]], *, resamples: int = 10_000, seed: int = 0) -> PairedRewards | None:
+    """First against last quarter (the steps of quarter_rewards), on the problems sampled in
+    both: each problem's mean group reward in each quarter, paired."""
+    quarters = _quarters(records)
+    if quarters is None:
+        return None
+    first, last = (_problem_means(q) for q in quarters)
+    common = sorted(first.keys() & last.keys())
+    if not common:
+        return None
+    before, after = [first[p] for p in common], [last[p] for p in common]
+    return PairedRewards(
+        problems=len(common),
+        first=sum(before) / len(common),
+        last=sum(after) / len(common),
+        difference=paired_bootstrap(before, after, resamples=resamples, seed=seed),
     )
 
 
@@ -88,6 +146,7 @@ def learning_report(output_dir: Path, last_step: int, *, resamples: int = 10_000
     metrics = output_dir / "metrics.jsonl"
     records = [r for r in read_metrics(metrics) if r["step"] <= last_step] if metrics.exists() else []
     reward = quarter_rewards(records, resamples=resamples, seed=seed)
+    paired = paired_quarter_rewards(records, resamples=resamples, seed=seed)
     before, after = (output_dir / "eval" / f"step-{step:06d}.jsonl" for step in (0, last_step))
     heldout = None
     if last_step > 0 and before.exists() and after.exists():
@@ -95,4 +154,4 @@ def learning_report(output_dir: Path, last_step: int, *, resamples: int = 10_000
             heldout = compare(read_outcomes(before), read_outcomes(after), resamples=resamples, seed=seed)
         except ValueError:  # nothing scored in both (every reward masked): nothing to compare
             heldout = None
-    return LearningReport(reward=reward, heldout=heldout, heldout_steps=(0, last_step))
+    return LearningReport(reward=reward, paired=paired, heldout=heldout, heldout_steps=(0, last_step))

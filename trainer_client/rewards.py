@@ -1,5 +1,8 @@
 """Rewards for the trainer: groups go to reward servers the moment they are sampled.
 
+`score_request` turns a group of completions into the ScoreRequest (the programs extracted
+from the texts).
+
 The trainer's sampling and updates are synchronous torch code; scoring runs on an asyncio
 event loop in a background thread (`RewardWorker`), over one `ScoreStream` per reward server
 (`reward_api.client.SpreadSession`: each group to the least loaded server; a stream reconnects
@@ -27,8 +30,19 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import ClientOptions, RewardServiceError, SpreadSession
+from reward_api.extract import extract_code
 from reward_api.listening import find_listening
-from reward_api.types import GroupScore
+from reward_api.types import GroupScore, auto_fail_fast, make_request
+
+from .data import TrainProblem
+
+
+def score_request(problem: TrainProblem, texts: Sequence[str], *, mode: str, request_id: str) -> tuple[pb.ScoreRequest, list[str]]:
+    """The ScoreRequest for a group of completions of `problem`, and the extracted programs.
+    ALL_OR_NOTHING sets fail_fast (`auto_fail_fast`)."""
+    language = problem.problem.language or "python"
+    codes = [extract_code(t, problem.entry_point, problem.prompt_prefix, problem.response_prefix, language) for t in texts]
+    return make_request(problem.problem, codes, mode=mode, request_id=request_id, fail_fast=auto_fail_fast(mode, None)), codes
 
 
 class RewardUnavailable(RuntimeError):

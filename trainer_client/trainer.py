@@ -5,11 +5,9 @@ One step: take `prompts_per_step` problems; sample G completions each in one bat
 (scoring overlaps the rest of the generation); wait for the groups still being scored;
 compute group-relative advantages; then μ optimizer updates over the completions that carry
 a signal (masked rewards and zero-variance groups are dropped before any forward pass: they
-would only cost time). `grpo.py` has the math and its sources.
+would only cost time). `update.py` has the update, `grpo.py` the math and its sources.
 
-Departures from TRL's GRPOTrainer, on purpose:
-- No old-policy forward pass when μ = 1: the ratio is exactly 1 in value and its gradient is
-  that of log π, so `old_logp = logp.detach()` is the same computation, one forward cheaper.
+Departures from TRL's GRPOTrainer, on purpose (and one more in `update.py`):
 - Sampling runs with the KV cache even with gradient checkpointing on (the model is put in
   eval mode for generation; checkpointing only acts in training mode).
 - The LM head runs on completion positions only (`logits_to_keep`), see `policy.py`.
@@ -24,7 +22,7 @@ import math
 import random
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,14 +37,15 @@ from . import checkpoint as ckpt
 from . import difficulty
 from .config import TrainConfig
 from .data import TrainProblem, load_problems
-from .evaluate import EvalResult, evaluate, score_request
-from .grpo import group_advantages, grpo_loss, sequence_importance_weights
+from .evaluate import EvalResult, evaluate
+from .grpo import group_advantages
 from .logs import MetricsLog, plot_run
 from .model import load_model, resolve_model
-from .policy import Batch, logprobs_no_grad, make_batch, micro_batches, token_logprobs
+from .policy import Batch, make_batch
 from .report import LearningReport, learning_report
-from .rewards import LocalRewardServer, RewardWorker
+from .rewards import LocalRewardServer, RewardWorker, score_request
 from .sampling import Completion, HFSampler, Sampler
+from .update import NO_UPDATE, UpdateResult, grpo_update
 from .vllm_sampler import vllm_available
 
 
@@ -139,6 +138,8 @@ class GRPOTrainer:
         eval_tokens = config.eval_max_completion_tokens or config.max_completion_tokens
         self.eval_sampler = HFSampler(self.model, self.tokenizer, max_new_tokens=eval_tokens)
         self.problems = load_problems(config.dataset, per_assert=config.reward_mode == "FRACTION")
+        if config.train_limit and config.train_limit < len(self.problems):
+            self.problems = random.Random(f"{config.seed}-train-limit").sample(self.problems, config.train_limit)
         self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset and training else []
         if config.eval_limit:
             self.eval_problems = self.eval_problems[: config.eval_limit]
@@ -365,7 +366,9 @@ class GRPOTrainer:
         generated = time.perf_counter()
         scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
         rewards = torch.tensor([[math.nan if r.reward is None else r.reward for r in s.results] for s in scores], dtype=torch.float32)
-        return _Round(groups, scores, rewards, generation_s=generated - started, reward_wait_s=time.perf_counter() - generated)
+        return _Round(
+            [p.id for p in problems], groups, scores, rewards, generation_s=generated - started, reward_wait_s=time.perf_counter() - generated
+        )
 
     def _sample_with_signal(self, step: int) -> tuple[list[_Round], list[list[Completion]], torch.Tensor]:
         """DAPO's dynamic sampling (Yu et al. 2025, §3.2): rounds of ceil(missing × oversample)
@@ -409,31 +412,28 @@ class GRPOTrainer:
         metrics = _sample_metrics(every_completion, every_reward, no_signal, [s for r in rounds for s in r.scores])
         if config.dynamic_sampling:
             metrics.update(_dynamic_sampling_metrics(len(rounds), len(every_reward), len(groups), config.prompts_per_step))
+        metrics["groups"] = _group_records(rounds, groups)
 
         completions = [c for group in groups for c in group]
         advantages = group_advantages(rewards, config.std_scaling)
         keep = advantages.valid.flatten().nonzero().flatten()
         correct = self.uses_vllm and config.vllm_importance_sampling_correction
         if keep.numel() == 0:
-            update = dict(_NO_UPDATE)
+            update = NO_UPDATE
         else:
-            update = self._update(
-                make_batch(completions, self.tokenizer.pad_token_id),
-                advantages.values.flatten(),
-                keep,
-                _sampler_logprobs(completions) if correct else None,
-            )
+            batch = make_batch(completions, self.tokenizer.pad_token_id, sampler_logprobs=correct)
+            update = self._update(batch, advantages.values.flatten(), keep)
         updated = time.perf_counter()
         # vLLM samples from its own copy of the weights: the next step must sample from those just updated.
         sync = getattr(self.sampler, "sync_weights", None)
-        if sync is not None and not update["update_skipped"]:
+        if sync is not None and not update.skipped:
             sync(self.model)
         finished = time.perf_counter()
 
         generation_s = sum(r.generation_s for r in rounds)
         new_tokens = sum(len(c.completion_ids) for c in every_completion)
         self.num_tokens += new_tokens + sum(len(c.prompt_ids) for c in every_completion)
-        metrics.update(update)
+        metrics.update(update.metrics())
         metrics.update(
             {
                 "learning_rate": self.scheduler.get_last_lr()[0],
@@ -448,90 +448,27 @@ class GRPOTrainer:
         )
         return metrics
 
-    def _update(
-        self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor, sampler_logp: torch.Tensor | None = None
-    ) -> dict[str, Any]:
-        """μ optimizer updates on the rows in `keep` (not empty: `step` skips the update then).
-        `sampler_logp` ([N, T], the sampler's own log-probabilities) turns on the importance
-        sampling correction when the config asks for it (vLLM sampler only)."""
-        config = self.config
-        correct = sampler_logp is not None
-        parts_rows = micro_batches(batch, keep, config.micro_batch_tokens, config.grad_accumulation)
-        micro = [(batch.rows(rows).to(self.device), advantages[rows].to(self.device)) for rows in parts_rows]
-        sampled = [sampler_logp[rows, : mb.completion_len].to(self.device) for rows, (mb, _) in zip(parts_rows, micro)] if correct else None  # type: ignore[index]
-        is_weights: list[torch.Tensor | None] = [None] * len(micro)
-        ratios: list[torch.Tensor] = []
-        weights = [_weight(config.loss_aggregation, mb) for mb, _ in micro]
-        total = sum(weights)
-        old = [logprobs_no_grad(self.model, mb, config.temperature) for mb, _ in micro] if config.updates_per_batch > 1 else None
-        ref = [logprobs_no_grad(self.ref_model, mb, config.temperature) for mb, _ in micro] if self.ref_model is not None else None
-        sums: dict[str, float] = defaultdict(float)
-        grad_norm = 0.0
-        for iteration in range(config.updates_per_batch):
-            self.optimizer.zero_grad(set_to_none=True)
-            for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
-                stats = token_logprobs(self.model, mb, config.temperature, entropy=iteration == 0)
-                old_logp = old[index] if old else stats.logp.detach()
-                if sampled is not None and iteration == 0:  # importance weights: fixed for the μ updates of this batch
-                    weights_is = sequence_importance_weights(
-                        old_logp, sampled[index], mb.completion_mask, config.vllm_importance_sampling_cap
-                    )
-                    is_weights[index] = weights_is.weights
-                    ratios.append(weights_is.ratio)
-                parts = grpo_loss(
-                    stats.logp,
-                    old_logp,
-                    adv,
-                    mb.completion_mask,
-                    eps_low=config.epsilon_low,
-                    eps_high=config.epsilon_high,
-                    beta=config.beta,
-                    ref_logp=ref[index] if ref else None,
-                    aggregation=config.loss_aggregation,
-                    constant=float(config.max_completion_tokens),
-                    is_weights=is_weights[index],
-                )
-                share = weight / total
-                (parts.loss * share).backward()
-                sums["loss"] += float(parts.loss.detach()) * share / config.updates_per_batch
-                sums["kl"] += parts.kl * share / config.updates_per_batch
-                sums["clip_ratio/low_mean"] += parts.clip_ratio_low * share / config.updates_per_batch
-                sums["clip_ratio/high_mean"] += parts.clip_ratio_high * share / config.updates_per_batch
-                if iteration == 0:
-                    mask = mb.completion_mask
-                    sums["entropy_sum"] += float((stats.entropy * mask).sum())
-                    sums["entropy_tokens"] += float(mask.sum())
-            limit = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit))
-            self.optimizer.step()
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        is_metrics = {}
-        if ratios:
-            ratio = torch.cat(ratios)
-            cap = config.vllm_importance_sampling_cap
-            is_metrics = {
-                "sampling/importance_sampling_ratio/min": float(ratio.min()),
-                "sampling/importance_sampling_ratio/mean": float(ratio.mean()),
-                "sampling/importance_sampling_ratio/max": float(ratio.max()),
-                "sampling/importance_sampling_masked_ratio": float((ratio > cap).float().mean()),
-            }
-        return {
-            **is_metrics,
-            "loss": sums["loss"],
-            "grad_norm": grad_norm,
-            "kl": sums["kl"],
-            "clip_ratio/low_mean": sums["clip_ratio/low_mean"],
-            "clip_ratio/high_mean": sums["clip_ratio/high_mean"],
-            "entropy": sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
-            "update_skipped": 0,
-        }
+    def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor) -> UpdateResult:
+        """The update on this trainer's model, optimizer and scheduler (the seam tests spy on)."""
+        return grpo_update(
+            batch,
+            advantages,
+            keep,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            ref_model=self.ref_model,
+            config=self.config,
+            device=self.device,
+        )
 
 
 @dataclass(frozen=True)
 class _Round:
     """One sampling round of a step: a group per problem, scored."""
 
+    problems: list[str]
+    """The id of each group's problem."""
     groups: list[list[Completion]]
     scores: list[GroupScore]
     rewards: torch.Tensor
@@ -541,16 +478,17 @@ class _Round:
     """Waiting for the scores after the generation ended (scoring overlaps it)."""
 
 
-_NO_UPDATE: dict[str, Any] = {
-    "loss": 0.0,
-    "grad_norm": 0.0,
-    "kl": 0.0,
-    "clip_ratio/low_mean": 0.0,
-    "clip_ratio/high_mean": 0.0,
-    "entropy": None,
-    "update_skipped": 1,
-}
-"""A step without a row with a signal: no forward pass, no optimizer step."""
+def _group_records(rounds: Sequence[_Round], kept: Sequence[list[Completion]]) -> list[dict[str, Any]]:
+    """Each sampled group's problem, mean reward over its scored completions (None when all
+    were masked) and whether the update used it: what report.paired_quarter_rewards pairs."""
+    used = {id(group) for group in kept}
+    records = []
+    for r in rounds:
+        for problem, group, rewards in zip(r.problems, r.groups, r.rewards):
+            scored = rewards[~rewards.isnan()]
+            mean = scored.mean().item() if scored.numel() else None
+            records.append({"problem": problem, "reward": mean, "kept": id(group) in used})
+    return records
 
 
 def _dynamic_sampling_metrics(tries: int, sampled: int, kept: int, wanted: int) -> dict[str, Any]:
@@ -561,24 +499,6 @@ def _dynamic_sampling_metrics(tries: int, sampled: int, kept: int, wanted: int) 
         "dynamic_sampling/sampled_per_kept": sampled / kept if kept else None,
         "dynamic_sampling/capped": int(kept < wanted),
     }
-
-
-def _sampler_logprobs(completions: Sequence[Completion]) -> torch.Tensor:
-    """The sampler's per-token log-probabilities, [N, T] aligned with make_batch's completion
-    columns (0 on padding)."""
-    width = max(1, max(len(c.completion_ids) for c in completions))
-    out = torch.zeros((len(completions), width))
-    for row, c in enumerate(completions):
-        out[row, : len(c.logprobs)] = torch.tensor(c.logprobs, dtype=torch.float32)
-    return out
-
-
-def _weight(aggregation: str, batch: Batch) -> float:
-    """A micro-batch's share of the batch-level normaliser, so that accumulating micro-batch
-    losses gives exactly the loss of the whole batch."""
-    if aggregation == "token-mean":
-        return float(batch.completion_mask.sum())
-    return float(batch.input_ids.shape[0])  # sequence-mean: valid sequences; constant: rows
 
 
 def _sample_metrics(

@@ -88,6 +88,12 @@ class VLLMSampler:
             enforce_eager=enforce_eager,  # torch.compile warm-up costs ~100 s on 2 CPU cores, more than a short run gains
             enable_prefix_caching=True,  # the G completions of a prompt share its KV blocks
             logprobs_mode="processed_logprobs",
+            # Each request has its own seeded generator (reproducible draws). A chunked prefill
+            # discards the token sampled for the partial request and rewinds its generator, which
+            # CPU generators cannot do (RuntimeError: CPU Generator does not use offset). Whole
+            # prompts only: a step's budget holds several of the longest.
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=max(4 * max_model_len, 8192),
         )
         self._sampling_params = vllm.SamplingParams
 

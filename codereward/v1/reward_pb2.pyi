@@ -11,6 +11,8 @@ class ScoringMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ALL_OR_NOTHING: _ClassVar[ScoringMode]
     FRACTION: _ClassVar[ScoringMode]
+    SUBTASKS: _ClassVar[ScoringMode]
+    SUBTASK_TESTS: _ClassVar[ScoringMode]
 
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -24,8 +26,11 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTPUT_LIMIT: _ClassVar[Verdict]
     SKIPPED: _ClassVar[Verdict]
     SANDBOX_ERROR: _ClassVar[Verdict]
+    COMPILE_ERROR: _ClassVar[Verdict]
 ALL_OR_NOTHING: ScoringMode
 FRACTION: ScoringMode
+SUBTASKS: ScoringMode
+SUBTASK_TESTS: ScoringMode
 VERDICT_UNSPECIFIED: Verdict
 PASSED: Verdict
 FAILED: Verdict
@@ -36,6 +41,7 @@ MEMORY_LIMIT: Verdict
 OUTPUT_LIMIT: Verdict
 SKIPPED: Verdict
 SANDBOX_ERROR: Verdict
+COMPILE_ERROR: Verdict
 
 class Limits(_message.Message):
     __slots__ = ("time_limit_s", "memory_limit_mb", "output_limit_bytes")
@@ -46,6 +52,36 @@ class Limits(_message.Message):
     memory_limit_mb: int
     output_limit_bytes: int
     def __init__(self, time_limit_s: _Optional[float] = ..., memory_limit_mb: _Optional[int] = ..., output_limit_bytes: _Optional[int] = ...) -> None: ...
+
+class OutputCheck(_message.Message):
+    __slots__ = ("mode", "abs_tolerance", "rel_tolerance")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        LINES: _ClassVar[OutputCheck.Mode]
+        EXACT: _ClassVar[OutputCheck.Mode]
+        TOKENS: _ClassVar[OutputCheck.Mode]
+        FLOATS: _ClassVar[OutputCheck.Mode]
+    LINES: OutputCheck.Mode
+    EXACT: OutputCheck.Mode
+    TOKENS: OutputCheck.Mode
+    FLOATS: OutputCheck.Mode
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ABS_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    REL_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    mode: OutputCheck.Mode
+    abs_tolerance: float
+    rel_tolerance: float
+    def __init__(self, mode: _Optional[_Union[OutputCheck.Mode, str]] = ..., abs_tolerance: _Optional[float] = ..., rel_tolerance: _Optional[float] = ...) -> None: ...
+
+class Subtask(_message.Message):
+    __slots__ = ("points", "tests", "name")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    points: float
+    tests: _containers.RepeatedScalarFieldContainer[int]
+    name: str
+    def __init__(self, points: _Optional[float] = ..., tests: _Optional[_Iterable[int]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class IoTest(_message.Message):
     __slots__ = ("stdin", "expected_stdout")
@@ -74,7 +110,7 @@ class TestCase(_message.Message):
     def __init__(self, assert_code: _Optional[str] = ..., io: _Optional[_Union[IoTest, _Mapping]] = ..., call: _Optional[_Union[CallTest, _Mapping]] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits", "program_names")
+    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits", "program_names", "output_check", "subtasks")
     ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SETUP_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +118,8 @@ class Problem(_message.Message):
     ENTRY_POINT_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_NAMES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_CHECK_FIELD_NUMBER: _ClassVar[int]
+    SUBTASKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     language: str
     setup_code: str
@@ -89,7 +127,9 @@ class Problem(_message.Message):
     entry_point: str
     limits: Limits
     program_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., program_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    output_check: OutputCheck
+    subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
+    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., program_names: _Optional[_Iterable[str]] = ..., output_check: _Optional[_Union[OutputCheck, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ...) -> None: ...
 
 class Completion(_message.Message):
     __slots__ = ("id", "code")

@@ -1,81 +1,36 @@
 """What the adapters share: a problem described by plain data (a dataset row, verl's
 `ground_truth`) turned into a `Problem`, and a trainer's completion turned into the program.
 
-The test specification is the one of our JSONL problem format (see `trainer_client.data`):
-
-    [{"assert": "assert add(1, 2) == 3"},
-     {"call": {"args": [2, 3], "expected": 5}},
-     {"io": {"stdin": "2 3\\n", "expected_stdout": "5\\n"}},
-     "assert add(0, 0) == 0"]                   # a bare string is an assert test (MBPP's test_list)
-
-given as a list or as its JSON text. Keys whose value is None are ignored, so rows that went
-through Arrow (which fills the other branches of a union with nulls) read the same.
+Tests are given as in our JSONL problem format (`reward_api.types.parse_tests`); `parse_tests`
+and `auto_fail_fast` live in `reward_api.types` and can be imported from here too.
 """
 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api import codec
 from reward_api.extract import extract_code, prompt_setup
-from reward_api.types import assert_test, call_test, io_test, make_problem
+from reward_api.types import ScoringMode, make_problem, parse_tests
+from reward_api.types import auto_fail_fast as auto_fail_fast  # re-exported (module docstring)
 
-SCORING_MODES = ("ALL_OR_NOTHING", "FRACTION")
+SCORING_MODES: tuple[str, ...] = typing.get_args(ScoringMode)
 
 Extractor = Callable[[str, str, str], str]
 """(completion text, entry point, prompt prefix) -> program; `extract_code` by default."""
 
 
-def parse_tests(spec: Any, field: str = "tests") -> list[pb.TestCase]:
-    """Test cases from a spec (module docstring); errors name `field` and the offending index."""
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError as exc:
-            raise ValueError(f"{field}: a string must be the JSON text of a list of tests ({exc})") from None
-    if isinstance(spec, Mapping) or not isinstance(spec, Sequence) or isinstance(spec, (str, bytes)):
-        raise ValueError(f"{field}: expected a list of tests, got {type(spec).__name__}")
-    if not spec:
-        raise ValueError(f"{field}: no tests (a problem needs at least one)")
-    return [_test(item, f"{field}[{i}]") for i, item in enumerate(spec)]
-
-
-def _test(item: Any, where: str) -> pb.TestCase:
-    if isinstance(item, str):
-        return assert_test(item)
-    if not isinstance(item, Mapping):
-        raise ValueError(f"{where}: expected a string or an object, got {type(item).__name__}")
-    present = {k: v for k, v in item.items() if v is not None}
-    try:
-        if "assert" in present:
-            return assert_test(str(present["assert"]))
-        if "call" in present:
-            call = present["call"]
-            return call_test(_json_or_value(call["args"]), _json_or_value(call["expected"]))
-        if "io" in present:
-            return io_test(str(present["io"]["stdin"]), str(present["io"]["expected_stdout"]))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: missing field {exc}") from None
-    raise ValueError(f"{where}: a test needs one of assert, call, io; got {sorted(present)}")
-
-
-def _json_or_value(value: Any) -> Any:
-    """`args` / `expected` may be given as JSON text (the only way Arrow stores mixed types)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def problem_from_spec(spec: Any, *, field: str = "ground_truth") -> tuple[pb.Problem, str, str]:
     """(problem, entry point, prompt prefix) from a problem spec: an object with `tests` and
-    optional `id`, `entry_point`, `setup_code`, `prompt_prefix`, `time_limit_s`, `memory_limit_mb`
-    (or its JSON text), or a bare list of tests."""
+    optional `id`, `entry_point`, `setup_code`, `prompt_prefix`, `time_limit_s`, `memory_limit_mb`,
+    `language` (python, cpp, java, javascript: the others take io tests), `output_check`
+    ({"mode": "LINES" | "EXACT" | "TOKENS" | "FLOATS", "abs_tolerance", "rel_tolerance"}: how an
+    io test's stdout is compared) and `subtasks` ([{"points", "tests": [indices], "name"}], for
+    the SUBTASKS modes) (or its JSON text), or a bare list of tests."""
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
@@ -105,8 +60,47 @@ def problem_from_spec(spec: Any, *, field: str = "ground_truth") -> tuple[pb.Pro
         program_names=[str(n) for n in names or ()],
         time_limit_s=float(spec.get("time_limit_s") or 0.0),
         memory_limit_mb=int(spec.get("memory_limit_mb") or 0),
+        language=str(spec.get("language") or "python"),
+        output_check=_output_check(spec.get("output_check"), f"{field}.output_check"),
     )
+    problem.subtasks.extend(_subtasks(spec.get("subtasks"), f"{field}.subtasks"))
     return problem, entry_point, prefix
+
+
+def _output_check(value: Any, field: str) -> pb.OutputCheck | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field}: expected an object such as {{\"mode\": \"FLOATS\", \"abs_tolerance\": 1e-6}}, got {value!r}")
+    unknown = sorted(set(value) - {"mode", "abs_tolerance", "rel_tolerance"})
+    if unknown:
+        raise ValueError(f"{field}: unknown keys {unknown} (known: mode, abs_tolerance, rel_tolerance)")
+    mode = str(value.get("mode") or "LINES").upper()
+    modes = list(pb.OutputCheck.Mode.keys())
+    if mode not in modes:
+        raise ValueError(f"{field}.mode={value.get('mode')!r}: choose one of {', '.join(modes)}")
+    try:
+        tolerances = {k: float(value.get(k) or 0.0) for k in ("abs_tolerance", "rel_tolerance")}
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: abs_tolerance and rel_tolerance must be numbers, got {dict(value)!r}") from None
+    return pb.OutputCheck(mode=pb.OutputCheck.Mode.Value(mode), **tolerances)
+
+
+def _subtasks(value: Any, field: str) -> list[pb.Subtask]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{field}: expected a list of {{\"points\", \"tests\"}} objects, got {value!r}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping) or "points" not in item or "tests" not in item:
+            raise ValueError(f"{field}[{i}]: expected {{\"points\": P, \"tests\": [indices], \"name\": optional}}, got {item!r}")
+        try:
+            points, tests = float(item["points"]), [int(t) for t in item["tests"]]
+        except (TypeError, ValueError):
+            raise ValueError(f"{field}[{i}]: points must be a number and tests a list of test indices, got {dict(item)!r}") from None
+        out.append(pb.Subtask(points=points, tests=tests, name=str(item.get("name") or "")))
+    return out
 
 
 def completion_text(completion: Any) -> str:
@@ -137,13 +131,15 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def auto_fail_fast(mode: str, fail_fast: bool | None) -> bool:
-    """`fail_fast` as given, or by default on with ALL_OR_NOTHING: the reward and the program's
-    verdict are the same, and the tests after a failure (a hang costs its time limit each) are
-    not run."""
-    return mode == "ALL_OR_NOTHING" if fail_fast is None else fail_fast
+def default_extract(text: str, entry_point: str, prompt_prefix: str, language: str = "python") -> str:
+    """The trainer's own extraction (fences, several blocks, bare code, body-only answers);
+    for another language, the fenced block of that language."""
+    return extract_code(text, entry_point, prompt_prefix, language=language)
 
 
-def default_extract(text: str, entry_point: str, prompt_prefix: str) -> str:
-    """The trainer's own extraction (fences, several blocks, bare code, body-only answers)."""
-    return extract_code(text, entry_point, prompt_prefix)
+def program_of(extract: Extractor, text: str, problem: pb.Problem, entry_point: str, prefix: str) -> str:
+    """The program of a completion: the default extraction knows the problem's language; a
+    user's extractor is called as documented (text, entry point, prefix)."""
+    if extract is default_extract:
+        return default_extract(text, entry_point, prefix, language=problem.language or "python")
+    return extract(text, entry_point, prefix)

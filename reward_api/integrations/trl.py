@@ -39,8 +39,8 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import AsyncRewardClient, ClientOptions
-from reward_api.integrations.problems import Extractor, auto_fail_fast, check_mode, completion_text, default_extract, problem_from_spec
-from reward_api.types import CompletionScore, GroupScore, Verdict, make_request
+from reward_api.integrations.problems import Extractor, check_mode, completion_text, default_extract, problem_from_spec, program_of
+from reward_api.types import CompletionScore, GroupScore, Verdict, auto_fail_fast, make_request
 
 ProblemFn = Callable[[Mapping[str, Any]], pb.Problem]
 """Row (the dataset's columns for one completion) -> Problem; replaces the column mapping."""
@@ -144,7 +144,7 @@ class CodeReward:
         for i, completion in enumerate(completions):
             row = {k: v[i] for k, v in columns.items()}
             problem, entry_point, prefix = self.row_problem(row)
-            code = self.extract(completion_text(completion), entry_point, prefix)
+            code = program_of(self.extract, completion_text(completion), problem, entry_point, prefix)
             key = problem.SerializeToString(deterministic=True)
             groups.setdefault(key, (problem, [], []))
             groups[key][1].append(i)

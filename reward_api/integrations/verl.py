@@ -19,8 +19,8 @@ from the environment: CODEREWARD_TARGETS, CODEREWARD_TOKEN.)
 
 `ground_truth` (the parquet's `reward_model.ground_truth`) describes the problem: the JSON text
 of {"tests": [...], "entry_point": ..., "setup_code": ..., "prompt_prefix": ...} or a list of
-tests (see `problems.py`); `verl_row` writes such rows. The program is extracted from
-`solution_str` as our trainer does.
+tests (see `reward_api.types.parse_tests`); `verl_row` writes such rows. The program is
+extracted from `solution_str` as our trainer does.
 
 `SANDBOX_ERROR` (an infrastructure fault, never the program's) cannot be masked through verl's
 reward function: it takes one float per response. So `on_sandbox_error` decides:
@@ -44,8 +44,8 @@ from typing import Any
 
 from codereward.v1 import reward_pb2 as pb
 from reward_api.client import AsyncRewardClient, ClientOptions, RewardClient
-from reward_api.integrations.problems import auto_fail_fast, check_mode, completion_text, default_extract, problem_from_spec
-from reward_api.types import GroupScore, make_request
+from reward_api.integrations.problems import check_mode, completion_text, default_extract, problem_from_spec
+from reward_api.types import GroupScore, auto_fail_fast, make_request
 
 ENV_TARGETS = "CODEREWARD_TARGETS"
 ENV_TOKEN = "CODEREWARD_TOKEN"
@@ -141,7 +141,7 @@ def _build(
     for i, (solution, truth, extra) in enumerate(zip(solution_strs, ground_truths, extra_infos)):
         problem, entry_point, prefix = problem_from_spec(truth, field=f"ground_truth (response {i})")
         entry_point = entry_point or str((extra or {}).get("entry_point") or "")
-        code = default_extract(completion_text(solution), entry_point, prefix)
+        code = default_extract(completion_text(solution), entry_point, prefix, language=problem.language)
         key = problem.SerializeToString(deterministic=True)
         groups.setdefault(key, (problem, [], []))
         groups[key][1].append(i)

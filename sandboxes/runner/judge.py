@@ -2,7 +2,8 @@
 
 It runs under its own uid (not the program's), is not dumpable, and shares nothing with the
 program's process but one socket, over which it asks the program to load itself, call a
-function or read an attribute (`program.py` answers). Answers are typed JSON decoded here
+function, read an attribute or set one (`program.py` answers; what a test passes or assigns
+crosses to the program, as plain data or as a reference to one of the program's objects). Answers are typed JSON decoded here
 into trusted values (`codec.py`); an object that is not plain data stays in the program's
 process and is seen here as an opaque `Remote`, equal only to itself. So an always-equal
 object, a forged report, a shadowed builtin or a rebound module cannot reach the test.
@@ -31,7 +32,7 @@ from types import CodeType
 from typing import Any
 
 from . import codec
-from .protocol import FrameBuffer, receive_order, write_frame
+from .protocol import COMPILE_ERRORS, FrameBuffer, receive_order, write_frame
 
 READ_CHUNK = 1 << 16
 REPLY_SLACK = 1 << 20  # a return value may be larger than a test's printed-output cap
@@ -84,6 +85,12 @@ def program_exception(info: dict[str, Any], classes: dict[str, type]) -> BaseExc
         exc = _REMOTE_CLASSES.setdefault((name, ProgramError), type(name, (ProgramError,), {"from_program": True, "where": ""}))(message)
     exc.where = str(info.get("where", ""))[:1000]  # type: ignore[attr-defined]
     return exc
+
+
+# A test's code is the `code_index`-th entry of the tests' list (the host's bytes, which the
+# runner passes on unread): besides what compile() raises, an index past the list (IndexError)
+# or an entry or index of the wrong type (TypeError) is test code that cannot be compiled too.
+TEST_CODE_ERRORS: tuple[type[Exception], ...] = (*COMPILE_ERRORS, IndexError, TypeError)
 
 
 @functools.lru_cache(maxsize=512)
@@ -213,8 +220,8 @@ class Connection:
 
 
 class Remote:
-    """An object of the program's, seen from the judge: calls, attributes, str, len and
-    iteration go to the program; comparison is identity (it has no value here)."""
+    """An object of the program's, seen from the judge: calls, attributes (read and set), str,
+    len and iteration go to the program; comparison is identity (it has no value here)."""
 
     __slots__ = ("_conn", "_target", "_type")
 
@@ -230,7 +237,9 @@ class Remote:
         return self._conn.value({"op": "attr", **self._target, "attr": name})
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise CannotCross("attributes of the program's objects cannot be set from a test")
+        """The program's object gets the attribute: plain data, or another of its objects (a
+        test that builds a tree of the program's nodes, as MBPP's setup code does)."""
+        self._conn.value({"op": "setattr", **self._target, "attr": str(name), "value": self._conn.encode(value)})
 
     def __str__(self) -> str:
         value = self._conn.value({"op": "str", **self._target})
@@ -266,8 +275,32 @@ class Remote:
         return other is not self
 
 
+def _exception_text(exc: BaseException) -> str:
+    """str(exc) without asking the program anything: an exception can carry the program's
+    objects (`assert f() == 1, f()`, `table[f()]`), whose str and repr would be calls into the
+    program, which may raise, stall or lie. They show as `<program T>`; anything else that
+    cannot be formatted shows as nothing."""
+    args = getattr(exc, "args", ())
+    if any(isinstance(arg, Remote) for arg in args):
+        return ", ".join(f"<program {object.__getattribute__(a, '_type')}>" if isinstance(a, Remote) else _plain_repr(a) for a in args)
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 — a message that cannot be formatted is no message
+        return ""
+    return text if type(text) is str else ""
+
+
+def _plain_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except BaseException:  # noqa: BLE001
+        return "<unprintable>"
+    return text[:1000] if type(text) is str else "<unprintable>"
+
+
 def _detail(exc: BaseException, with_where: bool = True) -> str:
-    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = _exception_text(exc)
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     where = getattr(exc, "where", "") if getattr(exc, "from_program", False) else ""
     if with_where and not where:
         for entry in reversed(traceback.extract_tb(exc.__traceback__)):
@@ -332,7 +365,7 @@ class Judge:
                 source = self.codes[test["code_index"]]
                 test = {**test, "code": compile_test(source), "names": free_names(source)}
                 linecache.cache["<test>"] = (len(source), None, source.splitlines(True), "<test>")
-            except (SyntaxError, ValueError, IndexError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+            except TEST_CODE_ERRORS as exc:
                 return {"judge_error": f"test code does not compile: {type(exc).__name__}: {exc}"}
         else:
             test = {**test, "names": ()}
@@ -345,7 +378,13 @@ class Judge:
         except (ProgramGone, ReplyTooLarge):
             pass  # reported below, from the connection's state
         except BaseException as exc:
-            return {"error": {"message": "the program failed as it loaded: " + _detail(exc, False), "type": type(exc).__name__, "from_program": True}}
+            return {
+                "error": {
+                    "message": "the program failed as it loaded: " + _detail(exc, False),
+                    "type": type(exc).__name__,
+                    "from_program": True,
+                }
+            }
         if self.conn.broken is not None:
             return self._broken()
         outcome = self._execute(test, namespace)

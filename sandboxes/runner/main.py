@@ -22,7 +22,7 @@ it says `ready` only once the container is as clean as a new one, else `retire` 
 from __future__ import annotations
 
 import ctypes
-import errno
+import dataclasses
 import gc
 import importlib
 import json
@@ -36,6 +36,8 @@ import sys
 import time
 from typing import Any
 
+from . import build
+from . import languages as registry
 from . import verdict as verdicts
 from .process import (
     OPEN_FILES_LIMIT,
@@ -49,22 +51,28 @@ from .process import (
     kill_strays,
     make_work_dirs,
     oom_kills,
+    other_pids,
     own_cpu_seconds,
     poll_exit,
     program_cpu,
     rss_mb,
+    run_delays,
     vsize,
     wipe_work_dirs,
 )
 from .protocol import (
+    COMPILE_ERRORS,
     HEADER,
     MAX_FRAME,
+    Compiled,
     FrameBuffer,
     Job,
+    JobLimits,
     JobTest,
     Result,
     TestReport,
     Verdict,
+    overload_cap_s,
     send_order,
     wall_cap_s,
     write_frame,
@@ -74,6 +82,7 @@ CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": 
 READ_CHUNK = 65536
 REPLY_SLACK = 1 << 20  # a call test's return value may be larger than its printed output cap
 FILE_SIZE_LIMIT = 64 * 1024 * 1024
+OUTPUT_POLL_S = 0.05  # how often a running test's output is measured against its cap
 SPARES = 1  # program processes forked ahead; a job that needs more (io tests, re-runs) forks them as it goes
 JUDGE_BATCHES = 500  # the judge is replaced after this many batches
 JUDGE_IDLE_WAIT_S = 0.1  # a judge not done with its last batch by then is replaced (it may be stuck in a hostile reply)
@@ -82,7 +91,6 @@ JUDGE_MAX_RSS_MB = 256  # a judge grown past this is replaced after the job
 # the import in every process. Kept small: every module makes each fork slower.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "ast", "fractions", "decimal")
 GC_REFREEZE_EVERY = 100
-COMPILE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 
 
 class Cancelled(Exception):
@@ -169,20 +177,6 @@ class Channel:
         return memfd
 
 
-def _read_some(fd: int, buffer: bytearray) -> int:
-    """One read from fd into buffer: the bytes read, 0 at end of file, -1 when none are ready."""
-    try:
-        data = os.read(fd, READ_CHUNK)
-    except BlockingIOError:
-        return -1
-    except OSError as exc:
-        if exc.errno == errno.EAGAIN:
-            return -1
-        raise
-    buffer += data
-    return len(data)
-
-
 class Batch:
     """Consecutive tests of a job in one program process (and, for assert and call tests, one
     judge process). Phases: `start` hands the processes their orders; `watch` follows them
@@ -196,9 +190,14 @@ class Batch:
         self.tests_fd, self.details_fd = fds  # the job's memfds: tests' code in, judge's texts out
         self.io = tests[0][1].kind == "io"
         self.limits = job.limits
-        self.cpu_limit = job.limits.time_limit_s
-        self.wall_limit = wall_cap_s(job.limits.time_limit_s)
-        self.output_cap = job.limits.output_limit_bytes * len(tests)
+        self.command: dict[str, Any] | None = codes.get("command")  # a language run by a command (`build.py`)
+        self.cpu_limit = job.limits.time_limit_s + (self.command["startup_cpu_s"] if self.command else 0.0)
+        self.wall_limit = wall_cap_s(self.cpu_limit)
+        self.overload_limit = overload_cap_s(self.cpu_limit)
+        self.delays: dict[int, float] = {}  # thread id -> its run-queue delay at the last look (`_waiting_s`)
+        self.waited_s = 0.0  # time this test has spent waiting for a CPU, up to the last look
+        self.looked = 0.0  # when the last look was
+        self.output_cap = min(job.limits.output_limit_bytes * len(tests), FILE_SIZE_LIMIT - 1)  # a write past the file limit fails
         self.decided: dict[int, TestReport] = {}
         self.position = 0  # the test running now (or next): index into self.tests
         self.program: Spare | None = None
@@ -207,6 +206,7 @@ class Batch:
         self.program_status: tuple[int, float] | None = None
         self.gone_cpu = 0.0  # CPU of the program's processes reaped by the runner in this batch
         self.output_exceeded = self.cancelled = self.stopped = False
+        self.captured: tuple[bytes, bytes] = (b"", b"")  # stdout and stderr, kept once the batch stops
         self.watched: set[int] = set()
         runner.batches += 1
         self.batch_id = runner.batches
@@ -216,6 +216,9 @@ class Batch:
     def start(self) -> None:
         self.program = self.runner.take_spare()
         cpu_s = max(1, int(self.cpu_limit * len(self.tests) + 0.999)) + 1
+        if self.command is not None:
+            self._start_command(cpu_s)
+            return
         order = {
             "role": "main" if self.io else "program",
             "program": self.codes["program"],
@@ -241,10 +244,31 @@ class Batch:
                 program_end.close()
             self._watch_fd(self.judge.report)
             self._watch_fd(self.judge.exit_fd)
-        for fd in (self.program.stdout, self.program.stderr, self.program.exit_fd):
-            self._watch_fd(fd)
-        self.outputs = {self.program.stdout: bytearray(), self.program.stderr: bytearray(), self.program.report: bytearray()}
+        self._watch_outputs()
         self._begin_clock()
+
+    def _start_command(self, cpu_s: int) -> None:
+        """A test (or the compile) of a language run by a command: one process, its command
+        executed under the program's uid and limits, `io` as a Python program's process."""
+        assert self.program is not None and self.io
+        command = self.command or {}
+        order = {key: command[key] for key in ("argv", "cwd", "address_space", "stack", "file_size")}
+        order.update(role="exec", cpu_s=cpu_s)
+        stdin = self.tests[0][1].stdin.encode("utf-8", errors="surrogateescape")
+        exec_fd = int(command["exec_fd"])
+        self.program = self._give(self.program, order, stdin=stdin, fds=(exec_fd,) if exec_fd >= 0 else ())
+        self._watch_outputs()
+        self._begin_clock()
+
+    def _watch_outputs(self) -> None:
+        """Follow the program's process and read its output as it grows. Its stdout, stderr and
+        hint descriptor are memfds, not pipes: a write never waits for the runner, so every byte
+        the program wrote is there the moment it wrote it, however late the runner looks. (Behind
+        a full pipe, a runtime that queues its writes, as Node does, holds the excess back, and an
+        output flood's verdict would depend on how fast a loaded runner read.)"""
+        assert self.program is not None
+        self.outputs = {fd: bytearray() for fd in (self.program.stdout, self.program.stderr, self.program.report)}
+        self._watch_fd(self.program.exit_fd)
 
     def _judge_order(self) -> dict[str, Any]:
         return {
@@ -263,7 +287,12 @@ class Batch:
         except SpareLost:  # should not happen (no program can reach a spare): use a fresh one
             spare.close()
             fresh = self.runner.zygote.fork_spare()
-            give_order(fresh, order, stdin, fds)
+            try:
+                give_order(fresh, order, stdin, fds)
+            except BaseException:
+                kill(fresh.pid)
+                fresh.close()
+                raise
             return fresh
 
     def _watch_fd(self, fd: int) -> None:
@@ -278,8 +307,36 @@ class Batch:
 
     def _begin_clock(self) -> None:
         assert self.program is not None
-        self.began = time.monotonic()
+        self.began = self.looked = time.monotonic()
         self.cpu_at_start = self._program_cpu()
+        self.delays = run_delays(self._clocked_pids())
+        self.waited_s = 0.0
+
+    def _clocked_pids(self) -> list[int]:
+        """The processes whose waiting for a CPU is left out of the test's wall clock: the
+        program's (every process in the container but the runner's own) and the judge."""
+        own = self.runner.own_pids()
+        return [pid for pid in other_pids() if pid not in own] + ([self.judge.pid] if self.judge is not None else [])
+
+    def _waiting_s(self) -> float:
+        """The time this test has spent waiting for a CPU (run-queue delay), left out of its
+        wall clock. Between two looks, the most that one thread of the program's processes or
+        of the judge waited, no more than the time between them: threads wait at the same
+        time, and a sum over threads would let a program buy wall time with many waiting
+        threads. Summed over the looks, because processes wait one after another too (g++'s
+        driver sleeps while cc1plus, then as, then ld wait their turns): the longest wait of
+        one thread alone would count only one of them. A thread not seen at the last look was
+        born since, so all of its delay is new."""
+        now = time.monotonic()
+        delays = run_delays(self._clocked_pids())
+        grown = max((delay - self.delays.get(tid, 0.0) for tid, delay in delays.items()), default=0.0)
+        self.waited_s += min(max(0.0, grown), now - self.looked)
+        self.delays, self.looked = delays, now
+        return self.waited_s
+
+    def _wall_s(self, now: float) -> float:
+        """The test's wall clock: real time since it began less the time spent waiting for a CPU."""
+        return now - self.began - self._waiting_s()
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -307,12 +364,20 @@ class Batch:
         while not self.done:
             now = time.monotonic()
             used = self._cpu_used()
-            if used > self.cpu_limit or now - self.began > self.wall_limit:
-                self._out_of_time(wall=now - self.began > self.wall_limit)
+            wall = self._wall_s(now)
+            if used > self.cpu_limit or wall > self.wall_limit:
+                self._out_of_time(wall=wall > self.wall_limit)
                 return
-            # The program's CPU time grows at most as fast as the wall clock (one core's quota),
-            # so its limit cannot be passed before the CPU time it has left has gone by.
-            wake = min(self.began + self.wall_limit, now + max(0.005, self.cpu_limit - used))
+            if now - self.began > self.overload_limit:  # waited or not, the test ends here
+                self._out_of_time(wall=True)
+                return
+            self._check_output()
+            if self.done:
+                return
+            # The program's CPU time and the test's wall clock grow at most as fast as real time,
+            # so neither limit can be passed before the time it has left has gone by.
+            left = min(self.wall_limit - wall, self.cpu_limit - used, self.began + self.overload_limit - now, OUTPUT_POLL_S)
+            wake = now + max(0.005, left)
             for key, _ in self.runner.selector.select(max(0.0, wake - now)):
                 self._dispatch(key.fd)
                 if self.done:
@@ -329,20 +394,19 @@ class Batch:
                 self._on_judge_exit()
         elif fd == self.runner.channel.fd_in:
             self._on_channel()
-        elif fd in self.outputs:
-            if _read_some(fd, self.outputs[fd]) == 0:
-                self._unwatch(fd)
-            self._check_output(fd)
 
-    def _check_output(self, fd: int) -> None:
-        if len(self.outputs[fd]) > self.output_cap and not self.output_exceeded:
-            self.output_exceeded = True
+    def _check_output(self) -> None:
+        self._read_outputs()
+        if self.output_exceeded:
             self._settle_running(verdicts.report(self._observed(), Verdict.OUTPUT_LIMIT))
             self.stopped = True
 
     def _observed(self, timed_out: bool = False) -> verdicts.Observed:
+        """What the runner has seen of the test, every byte the program has written so far
+        included (read here, so that no verdict depends on when the runner last looked)."""
+        self._read_outputs()
         return verdicts.Observed(
-            wall_time_s=time.monotonic() - self.began,
+            wall_time_s=self._wall_s(time.monotonic()),
             cpu_time_s=self._cpu_used(),
             cpu_limit_s=self.cpu_limit,
             wall_limit_s=self.wall_limit,
@@ -396,6 +460,7 @@ class Batch:
 
     def _ended_report(self) -> TestReport:
         assert self.program is not None and self.program_status is not None
+        self._read_outputs()
         status = self.program_status[0]
         stderr = bytes(self.outputs.get(self.program.stderr, b""))
         return verdicts.process_ended(self._observed(), status, self.runner.new_oom_kill(status), stderr)
@@ -406,11 +471,16 @@ class Batch:
         if self.program_status is None:
             return
         self._unwatch(self.program.exit_fd)
-        self._drain_all()
+        self._read_outputs(from_start=self.io)
         if self.io:
             status = self.program_status[0]
             stdout, stderr, hint = (bytes(self.outputs[fd]) for fd in (self.program.stdout, self.program.stderr, self.program.report))
-            report = verdicts.io_ended(self._observed(), status, self.runner.new_oom_kill(status), stdout, stderr, hint)
+            oom = self.runner.new_oom_kill(status)
+            if self.command is not None:
+                memory_errors = tuple(self.command["memory_errors"])
+                report = verdicts.command_ended(self._observed(), status, oom, stdout, stderr, hint, memory_errors)
+            else:
+                report = verdicts.io_ended(self._observed(), status, oom, stdout, stderr, hint)
             self._settle(report)
             return
         # The judge's reports written before the process ended come first (a judge that is done
@@ -441,7 +511,9 @@ class Batch:
             if self.runner.new_oom_kill(status):
                 report = verdicts.report(self._observed(), Verdict.MEMORY_LIMIT, "the container ran out of memory during the test")
             else:
-                report = TestReport(Verdict.SANDBOX_ERROR, None, detail=f"the judge process ended unexpectedly ({verdicts.exit_detail(status, b'')})")
+                report = TestReport(
+                    Verdict.SANDBOX_ERROR, None, detail=f"the judge process ended unexpectedly ({verdicts.exit_detail(status, b'')})"
+                )
             self._settle(report)
             self.stopped = True
         self.runner.drop_judge()
@@ -466,21 +538,29 @@ class Batch:
         self.decided[index] = report
         self.position += 1
         self._begin_clock()  # the next test's clocks start as this one ends
-        if self.job.fail_fast and report.verdict not in (None, Verdict.PASSED):
+        if self.output_exceeded or (self.job.fail_fast and report.verdict not in (None, Verdict.PASSED)):
             self.stopped = True
 
     def _settle_running(self, report: TestReport) -> None:
         if self.position < len(self.tests):
             self._settle(report)
 
-    def _drain_all(self) -> None:
-        """What the program's process wrote just before it ended (its children may still hold
-        the pipes open: read only what is there)."""
+    def _read_outputs(self, from_start: bool = False) -> None:
+        """Read what the program has written since the last look, up to one byte past the cap,
+        by position (its processes share the memfds' offsets). A file that shrank, or every file
+        with `from_start`, is read again from its start: an io test's output is what its stdout
+        holds when the program ends (a program may reopen /dev/stdout, which truncates it)."""
         for fd, buffer in self.outputs.items():
-            os.set_blocking(fd, False)
-            while len(buffer) <= self.output_cap and _read_some(fd, buffer) > 0:
-                pass
-            if len(buffer) > self.output_cap:
+            size = os.fstat(fd).st_size
+            if from_start or size < len(buffer):
+                del buffer[:]
+            end = min(size, self.output_cap + 1)
+            while len(buffer) < end:
+                chunk = os.pread(fd, min(READ_CHUNK, end - len(buffer)), len(buffer))
+                if not chunk:
+                    break
+                buffer += chunk
+            if size > self.output_cap:
                 self.output_exceeded = True
 
     def stop(self) -> None:
@@ -493,6 +573,8 @@ class Batch:
         for fd in list(self.watched):
             self._unwatch(fd)
         if self.program is not None:
+            self._read_outputs()
+            self.captured = (bytes(self.outputs.get(self.program.stdout, b"")), bytes(self.outputs.get(self.program.stderr, b"")))
             self.program.close()
 
     def run(self) -> dict[int, TestReport]:
@@ -524,6 +606,7 @@ class Runner:
         self.judge_batch = self.judge_served = 0
         self.own_gone_cpu = 0.0  # CPU of the runner's own processes that are gone, or became the program's
         self.batches = 0
+        self.compiled: Compiled | None = None  # the compile the current job ran, if any
         self.fingerprint = fingerprint()
 
     def new_oom_kill(self, status: int | None) -> bool:
@@ -580,10 +663,19 @@ class Runner:
             self.drop_judge()
         if self.judge is None:
             judge = self.zygote.fork_spare()
-            give_order(judge, {"role": "judge"}, keep_open=True)
-            for fd in (judge.stdout, judge.stderr):
+            read_end, write_end = os.pipe()  # its reports: a pipe, to wait on with select
+            try:
+                give_order(judge, {"role": "judge"}, fds=(write_end,), keep_open=True)
+            except BaseException:
+                os.close(read_end)
+                kill(judge.pid)
+                judge.close()
+                raise
+            finally:
+                os.close(write_end)
+            for fd in (judge.stdout, judge.stderr, judge.report):
                 os.close(fd)
-            judge.stdout = judge.stderr = -1
+            judge.stdout, judge.stderr, judge.report = -1, -1, read_end
             self.judge, self.judge_busy, self.judge_frames, self.judge_served = judge, False, FrameBuffer(), 0
         return self.judge
 
@@ -616,9 +708,90 @@ class Runner:
 
     def run_job(self, job: Job, fds: tuple[int, int]) -> list[TestReport]:
         make_work_dirs()
+        self.compiled = None
+        language = registry.get(job.language)
+        if job.compile_cpu_s > 0 or job.compile_memory_mb > 0:  # the host's limits: its registry decides
+            cpu, memory = job.compile_cpu_s or language.compile_cpu_s, job.compile_memory_mb or language.compile_memory_mb
+            language = dataclasses.replace(language, compile_cpu_s=cpu, compile_memory_mb=memory)
+        if not language.in_process:
+            built = self.prepare_command(job, language, fds)
+            if isinstance(built, TestReport):
+                return [built for _ in job.tests]
+            try:
+                return self._run_tests(job, built, fds)
+            finally:
+                if built["command"]["exec_fd"] >= 0:
+                    os.close(built["command"]["exec_fd"])
         codes, bad, detail = self.compile_job(job)
         if codes is None:
             return [TestReport(bad, None, detail=detail) for _ in job.tests]
+        return self._run_tests(job, codes, fds)
+
+    def prepare_command(self, job: Job, language: registry.Language, fds: tuple[int, int]) -> dict[str, Any] | TestReport:
+        """A language run by a command: its artefacts (the job's, from the host's cache, or
+        compiled here once for all the job's tests) installed, and the command its tests run;
+        or the report every test gets (COMPILE_ERROR, or SANDBOX_ERROR if the compiler could
+        not start)."""
+        if job.artefact is not None:
+            files = job.artefact
+        elif not language.compiled:
+            files = ((language.source, job.program.encode("utf-8", errors="surrogateescape")),)
+        else:
+            compiled = self.compile(job, language, fds)
+            if isinstance(compiled, TestReport):
+                return compiled
+            self.compiled = compiled
+            if not compiled.ok:
+                return TestReport(Verdict.COMPILE_ERROR, None, compiled.wall_time_s, compiled.cpu_time_s, compiled.detail)
+            files = compiled.files
+        memory = job.limits.memory_limit_mb << 20
+        command = {
+            "argv": language.run_argv(build.BUILD_DIR, job.limits.memory_limit_mb),
+            "cwd": "/tmp/job",
+            "exec_fd": build.install(files, language.executable),
+            "address_space": memory + (language.run_address_space_mb << 20),
+            "stack": memory if language.deep_stack else 0,
+            "file_size": 0,
+            "startup_cpu_s": language.startup_cpu_s,
+            "memory_errors": list(language.memory_errors),
+        }
+        return {"command": command}
+
+    def compile(self, job: Job, language: registry.Language, fds: tuple[int, int]) -> Compiled | TestReport:
+        """Compile the job's program once, as the program's uid, under the language's compile
+        limits (CPU, address space, file size, output), watched like a test."""
+        build.write_source(language, job.program)
+        limits = JobLimits(language.compile_cpu_s, language.compile_memory_mb, language.compile_output_bytes)
+        compile_job = dataclasses.replace(job, tests=(JobTest("io"),), limits=limits, fail_fast=False)
+        command = {
+            "argv": list(language.compile),
+            "cwd": build.COMPILE_DIR,
+            "exec_fd": -1,
+            "address_space": language.compile_memory_mb << 20,
+            "stack": 0,
+            "file_size": build.MAX_ARTEFACT_BYTES,
+            "startup_cpu_s": 0.0,
+            "memory_errors": [],
+        }
+        batch = Batch(self, compile_job, [(0, compile_job.tests[0])], {"command": command}, fds)
+        report = batch.run().get(0) or TestReport(Verdict.SANDBOX_ERROR, None, detail="the compile was not decided")
+        kill_strays(keep=self._spare_pids())  # what the compiler left running
+        self._top_up()
+        try:
+            if report.verdict is Verdict.SANDBOX_ERROR:
+                return report
+            if report.verdict is None:
+                try:
+                    files = build.collect(language)
+                except build.ArtefactError as exc:
+                    return Compiled(False, str(exc), (), report.cpu_time_s, report.wall_time_s)
+                return Compiled(True, "", files, report.cpu_time_s, report.wall_time_s)
+            detail = build.compile_detail(language, report, *batch.captured)
+            return Compiled(False, detail, (), report.cpu_time_s, report.wall_time_s)
+        finally:
+            build.remove_compile_dir()
+
+    def _run_tests(self, job: Job, codes: dict[str, Any], fds: tuple[int, int]) -> list[TestReport]:
         results: dict[int, TestReport] = {}
         pending = list(enumerate(job.tests))
         while pending:
@@ -664,7 +837,8 @@ class Runner:
         tests_fd = self.channel.copy_to_memfd(int(frame.get("judge_bytes", 0)))
         try:
             job = Job.from_message(frame)
-            return Result(self.job_id, tuple(self.run_job(job, (tests_fd, details_fd))))
+            reports = tuple(self.run_job(job, (tests_fd, details_fd)))
+            return Result(self.job_id, reports, compiled=self.compiled)
         except Cancelled:
             return Result(self.job_id, cancelled=True)
         except Exception as exc:  # a runner bug: reported as an infrastructure fault
@@ -688,7 +862,7 @@ class Runner:
                 health = {"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "jobs": self.jobs}
                 if self.channel.closed:
                     return 0
-                message = Result(result.job_id, result.tests, result.cancelled, result.error, health).to_message()
+                message = dataclasses.replace(result, health=health).to_message()
                 message["detail_bytes"] = os.fstat(details_fd).st_size
                 self.channel.send(message)
                 self.channel.copy_from_memfd(details_fd, message["detail_bytes"])

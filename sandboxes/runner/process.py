@@ -4,8 +4,9 @@ A test process is forked from the runner (root) *before* its test is known (a "s
 the fork, the most expensive step here, happens while the previous test runs or while the
 host is busy with the previous reply. The spare isolates itself (new session, its own pipes
 on fds 0-3, every other descriptor closed), then blocks on a private socket for its order:
-its role (the program or the judge), marshalled code objects, limits, and, passed with the
-order, its end of the socket between the two. Only then does it drop root for its role's
+its role (the program, the judge, or a command to execute: a compiler or a compiled program),
+marshalled code objects or the command, limits, and, passed with the order, its end of the
+socket between the two (or the artefact to execute). Only then does it drop root for its role's
 uid: a spare cannot be signalled or stopped by any program, and the program's process and
 the judge's run under different uids.
 """
@@ -48,8 +49,8 @@ class Spare:
     exit_fd: int  # readable once the process has ended (a pidfd, or the shared SIGCHLD pipe)
     order: socket.socket | None  # the runner's end of the order socket
     stdin: int  # memfd shared (same offset) with the spare's fd 0
-    stdout: int
-    stderr: int
+    stdout: int  # memfds shared with its fds 1, 2 and 3 (the hint channel of runner/program.py):
+    stderr: int  # written without ever waiting for the runner, read by position
     report: int
 
     def close_order_side(self) -> None:
@@ -61,9 +62,11 @@ class Spare:
         self.order, self.stdin = None, -1
 
     def close(self) -> None:
+        """Close every descriptor the runner holds for it (again: nothing more)."""
         self.close_order_side()
-        if self.exit_fd != _sigchld_fd:
+        if self.exit_fd >= 0 and self.exit_fd != _sigchld_fd:
             os.close(self.exit_fd)
+        self.exit_fd = -1
         for fd in (self.stdout, self.stderr, self.report):
             if fd >= 0:
                 os.close(fd)
@@ -95,27 +98,22 @@ class Zygote:
     def request(self) -> None:
         """Ask for a spare without waiting: the zygote forks it while the runner does other work
         (answers arrive in order; `collect` takes the oldest)."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        rep_r, rep_w = os.pipe()
         order_runner, order_spare = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        stdin = os.memfd_create("stdin")
+        stdin, out, err, rep = (os.memfd_create(name) for name in ("stdin", "stdout", "stderr", "report"))
         try:
-            socket.send_fds(self.sock, [b"F"], [stdin, out_w, err_w, rep_w, order_spare.fileno()])
+            socket.send_fds(self.sock, [b"F"], [stdin, out, err, rep, order_spare.fileno()])
         except OSError:
-            for fd in (out_r, err_r, rep_r, stdin):
+            for fd in (out, err, rep, stdin):
                 os.close(fd)
             order_runner.close()
             raise
         finally:
-            for fd in (out_w, err_w, rep_w):
-                os.close(fd)
             order_spare.close()
-        self.requested.append((order_runner, stdin, out_r, err_r, rep_r))
+        self.requested.append((order_runner, stdin, out, err, rep))
 
     def collect(self) -> Spare:
         """The spare of the oldest request (OSError if the zygote could not fork it)."""
-        order_runner, stdin, out_r, err_r, rep_r = self.requested.pop(0)
+        order_runner, stdin, out, err, rep = self.requested.pop(0)
         data = b""
         while len(data) < 8:
             chunk = self.sock.recv(8 - len(data))
@@ -124,11 +122,11 @@ class Zygote:
             data += chunk
         pid = int.from_bytes(data, "big") if len(data) == 8 else 0
         if pid <= 0:
-            for fd in (out_r, err_r, rep_r, stdin):
+            for fd in (out, err, rep, stdin):
                 os.close(fd)
             order_runner.close()
             raise OSError("the zygote could not fork a spare")
-        return Spare(pid, _exit_fd(pid), order_runner, stdin, out_r, err_r, rep_r)
+        return Spare(pid, _exit_fd(pid), order_runner, stdin, out, err, rep)
 
     def fork_spare(self) -> Spare:
         """A spare now: the one already asked for, or a new one."""
@@ -270,6 +268,24 @@ def own_cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def run_delays(pids: list[int]) -> dict[int, float]:
+    """Per thread of these processes, the time it has spent runnable but waiting for a CPU
+    (schedstat's second field, in seconds); threads gone or unreadable are left out."""
+    delays = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    delays[int(tid)] = int(f.read().split()[1]) * 1e-9
+            except (OSError, ValueError, IndexError):
+                continue
+    return delays
+
+
 def program_cpu(own: frozenset[int], own_gone_s: float, reaped_s: float) -> float:
     """CPU time of the program's processes: the container's whole counter less the runner's own
     processes (`own`, and `own_gone_s` for those it has reaped). The counter sees every process,
@@ -358,6 +374,8 @@ def _await_order(fds: dict[int, int]) -> None:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.close(devnull)
+            os.dup2(passed[0], 3)  # its report pipe, in place of a program's hint memfd
+            os.close(passed[0])
             _drop_to(JUDGE_UID, dumpable=False)
             judge.serve(order_sock, 3, JUDGE_DIR)
         order_sock.close()
@@ -368,8 +386,13 @@ def _await_order(fds: dict[int, int]) -> None:
             f.write("1000")
         resource.setrlimit(resource.RLIMIT_CPU, (order["cpu_s"], order["cpu_s"] + 1))
         resource.setrlimit(resource.RLIMIT_AS, (order["address_space"], order["address_space"]))
-        os.chdir(JOB_DIR)
+        for limit, key in ((resource.RLIMIT_STACK, "stack"), (resource.RLIMIT_FSIZE, "file_size")):
+            if order.get(key):
+                resource.setrlimit(limit, (order[key], order[key]))
+        os.chdir(order.get("cwd", JOB_DIR))
         _drop_to(PROGRAM_UID, dumpable=True)
+        if order["role"] == "exec":
+            program.exec_command(order["argv"], PEER_FD if passed else -1, 3)
         for filename, source in order["sources"].items():
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         if order["role"] == "main":

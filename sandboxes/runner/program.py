@@ -1,8 +1,9 @@
 """The program's process: untrusted from the moment the program runs. Stdlib only.
 
-For `io` tests it runs the program as `__main__` and exits. For `assert` and `call` tests it
+For `io` tests it runs the program as `__main__` and exits; for a language run by a command
+(C++, Java, JavaScript: `languages.py`) it executes that command. For `assert` and `call` tests it
 serves the judge's requests over a socket (frames of `protocol.py`): load the program in a
-fresh namespace, look a name up, call a function, read an attribute. Every answer is typed
+fresh namespace, look a name up, call a function, read or set an attribute. Every answer is typed
 JSON (`codec.py`); objects that are not plain data stay here and cross as references.
 
 Nothing here is trusted by anyone: a program may rebind any of it, and the judge decodes
@@ -74,6 +75,28 @@ def run_main(program: CodeType, setup: CodeType | None, report_fd: int) -> None:
     os._exit(code & 0xFF if code else 0)
 
 
+def exec_command(argv: list[str], exec_fd: int, report_fd: int) -> None:
+    """A test (or the compile) of a language run by a command (`languages.py`): become it.
+    `exec_fd` is the artefact to run (a sealed memfd, -1: `argv[0]` is a program of the image).
+    Nothing but stdin, stdout and stderr survives the exec. If the exec fails, the program
+    never ran: `report_fd`, closed by a successful exec, says so (an infrastructure fault)."""
+    for fd in (exec_fd, report_fd):
+        if fd >= 0:
+            os.set_inheritable(fd, False)
+    try:
+        if exec_fd >= 0:
+            os.execve(exec_fd, argv, dict(os.environ))
+        os.execve(argv[0], argv, dict(os.environ))
+    except OSError as exc:
+        # The program's own artefact (exec_fd >= 0) the kernel will not run is the program's
+        # fault (a binary whose ELF headers it shaped: ENOEXEC); a program of the image is ours.
+        key = "artefact_rejected" if exec_fd >= 0 else "exec_failed"
+        try:
+            os.write(report_fd, json.dumps({key: f"{argv[0]}: {exc}"}).encode())
+        finally:
+            os._exit(127)
+
+
 class Server:
     """Answers the judge's requests until the judge goes away."""
 
@@ -136,6 +159,9 @@ class Server:
             return {"value": self._encode(target)}
         if op == "attr":
             return {"value": self._encode(getattr(target, str(request["attr"])))}
+        if op == "setattr":
+            setattr(target, str(request["attr"]), self.decoder(request["value"]))
+            return {"value": None}
         if op == "str":
             return {"value": str(target)}
         if op == "repr":

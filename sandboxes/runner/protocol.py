@@ -12,18 +12,30 @@ container is clean again, either `ready` (the next job may come) or `retire` (it
 host hands a container to the next job only after `ready`, so a job never races a retiring
 runner.
 
+A job of a compiled language (`languages.py`) either carries the artefacts of an earlier
+compile of the same source (`artefact`, from the host's binary cache) or is compiled in the
+container first; its result then carries the compile's outcome and artefacts (`compiled`),
+for the host to cache.
+
 A `job` frame is followed by `judge_bytes` raw bytes, the tests' code (a JSON list), and a
 `result` frame by `detail_bytes` raw bytes, the judge's texts that its reports point into
 (`detail_ref`): the runner moves both between the host and the judge without reading them,
 so that no process it forks (a program's) inherits a copy of a test.
 
 The timeout rule: a test's limit is CPU time (`time_limit_s`, of the program's process);
-its wall clock is capped at `WALL_FACTOR` times that plus `WALL_SLACK_S`, so that a verdict
-does not depend on how busy the machine is, while a program that sleeps still ends.
+its wall clock is capped at `WALL_FACTOR` times that plus `WALL_SLACK_S`, so that a program
+that sleeps still ends. The wall clock of a test leaves out the time its program and judge
+spent runnable but waiting for a CPU (the kernel's run-queue delay, `/proc/PID/schedstat`):
+a busy machine slows a test down without bringing it closer to TIMEOUT, so a verdict does not
+depend on load. Past `OVERLOAD_FACTOR` times the cap in real time the test is a TIMEOUT however
+long it waited: a program can make its own threads wait (SCHED_IDLE, pinned behind the judge),
+so waiting is never proof of an overloaded machine, and a program must not be able to turn a
+wrong answer into SANDBOX_ERROR (masked: better for a policy than a 0).
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import marshal
@@ -41,6 +53,9 @@ MAX_FRAME = 256 * 1024 * 1024
 # sandboxes a CPU-bound test gets about half a core, so 3× leaves room for worse than that.
 WALL_FACTOR = 3.0
 WALL_SLACK_S = 1.0
+# Real time a test may take while its threads wait for a CPU, as a multiple of its wall cap
+# (then TIMEOUT); the host's deadline for a job (`job_deadline_s`) allows for it.
+OVERLOAD_FACTOR = 3.0
 
 # uids and gids inside the container. The runner (PID 1) is root with a handful of
 # capabilities; the program and the judge each run under their own unprivileged uid, so that
@@ -48,14 +63,26 @@ WALL_SLACK_S = 1.0
 PROGRAM_UID = 10001
 JUDGE_UID = 10002
 
+# What compile() raises for source it cannot compile: SyntaxError; ValueError (a NUL byte, on
+# some Pythons); RecursionError or MemoryError (code nested too deeply); OverflowError (CPython's
+# C-level size checks, kept to be safe). One tuple for both sides: the runner reports such a
+# program as SYNTAX_ERROR and such setup code as SANDBOX_ERROR, and the host's validation
+# (reward_server/validation.py) rejects such test or setup code before a job is made, so both
+# mean the same by "does not compile".
+COMPILE_ERRORS: tuple[type[Exception], ...] = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
+
 
 def wall_cap_s(time_limit_s: float) -> float:
     return WALL_FACTOR * time_limit_s + WALL_SLACK_S
 
 
+def overload_cap_s(time_limit_s: float) -> float:
+    return OVERLOAD_FACTOR * wall_cap_s(time_limit_s)
+
+
 def job_deadline_s(n_tests: int, time_limit_s: float, grace_s: float) -> float:
     """How long the host waits for a job's result before calling its container unresponsive."""
-    return n_tests * (wall_cap_s(time_limit_s) + 0.5) + grace_s
+    return n_tests * (overload_cap_s(time_limit_s) + 0.5) + grace_s
 
 
 class Verdict(enum.Enum):
@@ -70,6 +97,18 @@ class Verdict(enum.Enum):
     OUTPUT_LIMIT = "OUTPUT_LIMIT"
     SKIPPED = "SKIPPED"  # not run because an earlier test failed and fail_fast was set
     SANDBOX_ERROR = "SANDBOX_ERROR"  # infrastructure fault: never the program's fault
+    COMPILE_ERROR = "COMPILE_ERROR"  # the program does not compile (the compiler's first errors)
+
+
+Files = tuple[tuple[str, bytes], ...]  # (name, content): a compile's artefacts
+
+
+def _files_out(files: Files) -> dict[str, str]:
+    return {name: base64.b64encode(data).decode() for name, data in files}
+
+
+def _files_in(value: Any) -> Files:
+    return tuple((str(name), base64.b64decode(data)) for name, data in dict(value).items())
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -177,11 +216,17 @@ class Job:
     entry_point: str = ""
     program_names: tuple[str, ...] = ()  # names besides the entry point a test may read from the program
     fail_fast: bool = False
+    language: str = "python"
+    artefact: Files | None = None  # a compiled language's artefacts from the host's cache; None: compile here
+    compile_cpu_s: float = 0.0  # the compile's limits, from the host's registry (0: the runner's)
+    compile_memory_mb: int = 0
 
     def to_message(self, job_id: int) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "type": "job",
             "id": job_id,
+            "language": self.language,
+            "compile_limits": [self.compile_cpu_s, self.compile_memory_mb],
             "program": self.program,
             "setup_code": self.setup_code,
             "entry_point": self.entry_point,
@@ -195,6 +240,9 @@ class Job:
             # The tests' code is not in the frame: it follows it (see `judge_bytes` in container.py).
             "tests": [{"kind": t.kind, "stdin": t.stdin, "args_json": t.args_json} for t in self.tests],
         }
+        if self.artefact is not None:
+            message["artefact"] = _files_out(self.artefact)
+        return message
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Job:
@@ -205,6 +253,10 @@ class Job:
             entry_point=str(message.get("entry_point", "")),
             program_names=tuple(str(n) for n in message.get("program_names", ())),
             fail_fast=bool(message.get("fail_fast", False)),
+            language=str(message.get("language") or "python"),
+            artefact=_files_in(message["artefact"]) if message.get("artefact") is not None else None,
+            compile_cpu_s=float(message.get("compile_limits", (0, 0))[0]),
+            compile_memory_mb=int(message.get("compile_limits", (0, 0))[1]),
             limits=JobLimits(float(limits["time_limit_s"]), int(limits["memory_limit_mb"]), int(limits["output_limit_bytes"])),
             tests=tuple(
                 JobTest(str(t["kind"]), str(t.get("code", "")), str(t.get("stdin", "")), str(t.get("args_json", "[]")))
@@ -256,6 +308,41 @@ class TestReport:
 
 
 @dataclass(frozen=True)
+class Compiled:
+    """How a job's compile went: its artefacts when it compiled, else the compiler's first
+    errors (`detail`). Both are facts about the source alone: the host caches them."""
+
+    ok: bool
+    detail: str = ""
+    files: Files = ()
+    cpu_time_s: float = 0.0
+    wall_time_s: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.files) + len(self.detail)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "detail": self.detail,
+            "files": _files_out(self.files),
+            "cpu_time_s": round(self.cpu_time_s, 6),
+            "wall_time_s": round(self.wall_time_s, 6),
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Compiled:
+        return cls(
+            ok=bool(message.get("ok")),
+            detail=str(message.get("detail", "")),
+            files=_files_in(message.get("files") or {}),
+            cpu_time_s=float(message.get("cpu_time_s", 0.0)),
+            wall_time_s=float(message.get("wall_time_s", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class Result:
     """The runner's answer to one job: one report per test, or why there are none."""
 
@@ -264,6 +351,7 @@ class Result:
     cancelled: bool = False
     error: str = ""  # a runner bug: an infrastructure fault, never a verdict
     health: dict[str, Any] = field(default_factory=dict)
+    compiled: Compiled | None = None  # the compile this job ran, if it ran one
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"type": "result", "id": self.job_id, "health": self.health}
@@ -273,6 +361,8 @@ class Result:
             message["error"] = self.error
         else:
             message["tests"] = [t.to_message() for t in self.tests]
+            if self.compiled is not None:
+                message["compiled"] = self.compiled.to_message()
         return message
 
     @classmethod
@@ -284,4 +374,5 @@ class Result:
             cancelled=bool(message.get("cancelled", False)),
             error=str(message.get("error", "")),
             health=dict(message.get("health") or {}),
+            compiled=Compiled.from_message(message["compiled"]) if isinstance(message.get("compiled"), dict) else None,
         )

@@ -91,6 +91,44 @@ def io_ended(obs: Observed, status: int, oom_killed: bool, stdout: bytes, stderr
     return report(obs, Verdict.RUNTIME_ERROR, _error_text(error) or exit_detail(status, stderr))
 
 
+def command_ended(
+    obs: Observed, status: int, oom_killed: bool, stdout: bytes, stderr: bytes, hint: bytes, memory_errors: tuple[str, ...] = ()
+) -> TestReport:
+    """A test of a compiled (or interpreted) language's command ended (`languages.py`): exit 0
+    and its output is compared; a signal or another status is a RUNTIME_ERROR, MEMORY_LIMIT
+    (the OOM killer, or the runtime's own out-of-memory message) or TIMEOUT (SIGXCPU).
+
+    `hint` is written only by the runner's code before the exec, on a descriptor closed by the
+    exec: the program never holds it, so `exec_failed` there (a program of the image would not
+    start) is an infrastructure fault, and `artefact_rejected` (the kernel refused the program's
+    own compiled binary) the program's."""
+    failed = _exec_hint(hint, "exec_failed")
+    if failed:
+        return TestReport(
+            Verdict.SANDBOX_ERROR, None, obs.wall_time_s, obs.cpu_time_s, _cut(f"the test's command could not start: {failed}")
+        )
+    rejected = _exec_hint(hint, "artefact_rejected")
+    if rejected:
+        return report(obs, Verdict.RUNTIME_ERROR, f"the compiled program cannot be executed: {rejected}")
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return report(obs, None, output=stdout.decode("utf-8", errors="replace"))
+    if any(marker.encode() in stderr for marker in memory_errors) and not (
+        os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU
+    ):
+        return report(obs, Verdict.MEMORY_LIMIT, "out of memory: " + exit_detail(status, stderr))
+    if os.WIFSIGNALED(status):
+        return process_ended(obs, status, oom_killed, stderr)
+    return report(obs, Verdict.RUNTIME_ERROR, exit_detail(status, stderr))
+
+
+def _exec_hint(hint: bytes, key: str) -> str:
+    try:
+        value = json.loads(hint[:65536]) if hint else None
+    except (ValueError, RecursionError):
+        return ""
+    return str(value.get(key, ""))[:1000] if isinstance(value, dict) else ""
+
+
 def _hint(data: bytes) -> dict[str, Any]:
     """The program's own account of the exception that ended it: text for a detail, nothing more."""
     try:
