@@ -6,8 +6,9 @@ Each row becomes a `ContestProblem`: the contract's `pb.Problem` (io tests for s
 problems; for call-based ones, Python assert tests that call the function or the LeetCode-style
 `Solution().method`), the statement a model is shown, and the dataset's reference (and known
 wrong) solutions where it has them. Rows that cannot be judged faithfully are skipped with a
-reason (`Skipped`), never judged approximately: interactive problems, problems that need a
-checker (open-r1 Codeforces' `generated_checker`), rows without tests.
+reason (`Skipped`), never judged approximately: interactive problems, rows without tests.
+open-r1 Codeforces' `generated_checker` (problems with more than one right answer) becomes the
+problem's checker (Python, its OPEN_R1 protocol).
 
 Formats (the fields read; other fields are ignored):
 - codecontests: name, description, public_tests / private_tests / generated_tests
@@ -256,14 +257,14 @@ def livecodebench_problem(row: dict[str, Any], language: str = "python") -> Cont
 def codeforces_problem(row: dict[str, Any], language: str = "python") -> ContestProblem:
     if row.get("interaction_format"):
         raise Skipped("interactive problem")
-    if row.get("generated_checker"):
-        raise Skipped("needs a checker (more than one right answer)")
     if row.get("input_mode") not in (None, "", "stdio"):
         raise Skipped(f"reads files ({row.get('input_mode')}), not stdin")
     tests = row.get("official_tests") or row.get("examples") or []
     pairs = [(t.get("input"), t.get("output")) for t in tests]
     time_s, memory_mb = float(row.get("time_limit") or 0), int(float(row.get("memory_limit") or 0))
     problem, dropped = _io_problem(f"codeforces/{row.get('id', '')}", pairs, language, time_s, memory_mb)
+    if row.get("generated_checker"):  # more than one right answer: open-r1's Python checker judges
+        problem.checker.CopyFrom(pb.Checker(language="python", code=str(row["generated_checker"]), protocol=pb.Checker.OPEN_R1))
     parts = [row.get("title"), row.get("description"), _section("Input", row.get("input_format")), _section("Output", row.get("output_format"))]
     for number, example in enumerate(row.get("examples") or [], start=1):
         parts.append(f"Example {number}\nInput:\n{_text(example.get('input'))}Output:\n{_text(example.get('output'))}")

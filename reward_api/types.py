@@ -172,10 +172,13 @@ def make_problem(
     language: str = "python",
     output_check: pb.OutputCheck | None = None,
     subtasks: Sequence[tuple[float, Sequence[int]]] = (),
+    checker: pb.Checker | None = None,
 ) -> pb.Problem:
     """A problem; `language` other than python ("cpp", "java", "javascript") takes io tests only.
     `output_check`: how io tests' stdout is compared (e.g. `pb.OutputCheck(mode=pb.OutputCheck.FLOATS,
-    abs_tolerance=1e-6)`); `subtasks`: (points, test indices) pairs, for the SUBTASKS modes."""
+    abs_tolerance=1e-6)`); `subtasks`: (points, test indices) pairs, for the SUBTASKS modes;
+    `checker`: a program that judges each io test's output instead (`pb.Checker(language="cpp",
+    code=..., protocol=pb.Checker.TESTLIB)`), for problems with more than one right answer."""
     return pb.Problem(
         id=id,
         language=language,
@@ -186,6 +189,7 @@ def make_problem(
         limits=pb.Limits(time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, output_limit_bytes=output_limit_bytes),
         output_check=output_check,
         subtasks=[pb.Subtask(points=points, tests=list(tests)) for points, tests in subtasks],
+        checker=checker,
     )
 
 

@@ -18,7 +18,7 @@ from sandboxes.config import SandboxConfig
 
 # The SandboxConfig fields an operator sets from `reward-server`'s flags and TOML file, as flat
 # keys; their help texts are the fields' own (sandboxes/config.py).
-SANDBOX_FLAGS = ("workers", "image", "runtime", "jobs_per_container", "outage_timeout_s")
+SANDBOX_FLAGS = ("workers", "image", "runtime", "jobs_per_container", "outage_timeout_s", "testlib_header")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class ServerConfig:
     max_code_bytes: int = option(64 * 1024, "Largest size of one completion's code.")
     max_test_bytes: int = option(64 * 1024, "Largest size of one test (assert code, stdin + expected stdout, or args + expected JSON).")
     max_setup_bytes: int = option(64 * 1024, "Largest size of a problem's setup code.")
+    max_checker_bytes: int = option(1 << 20, "Largest size of a problem's checker source (one that carries testlib.h inside it fits).")
     max_tests: int = option(256, "Most tests in one problem.")
     max_queue: int = option(4096, "Programs admitted (queued or running) before requests get RESOURCE_EXHAUSTED.")
     token: str | None = option(None, "Bearer token every call must carry (authorization metadata), health checks aside.")
@@ -48,7 +49,7 @@ class ServerConfig:
     grace_s: float = option(30.0, "Then, how long in-flight requests get to finish.")
 
     def __post_init__(self) -> None:
-        for name in ("max_completions", "max_code_bytes", "max_test_bytes", "max_tests", "max_queue"):
+        for name in ("max_completions", "max_code_bytes", "max_test_bytes", "max_tests", "max_queue", "max_checker_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):

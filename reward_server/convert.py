@@ -6,6 +6,8 @@ from codereward.v1 import reward_pb2 as pb
 from sandboxes.types import (
     AssertTest,
     CallTest,
+    Checker,
+    CheckerProtocol,
     IoTest,
     Limits,
     OutputCheck,
@@ -40,7 +42,12 @@ def to_problem(msg: pb.Problem) -> Problem:
         limits=limits,
         output_check=OutputCheck(OutputMode(pb.OutputCheck.Mode.Name(check.mode)), check.abs_tolerance, check.rel_tolerance),
         subtasks=tuple(Subtask(s.points, tuple(s.tests), s.name) for s in msg.subtasks),
+        checker=to_checker(msg.checker) if msg.HasField("checker") else None,
     )
+
+
+def to_checker(msg: pb.Checker) -> Checker:
+    return Checker(msg.language or "python", msg.code, CheckerProtocol(pb.Checker.Protocol.Name(msg.protocol)))
 
 
 def to_mode(mode: int) -> ScoringMode:

@@ -66,6 +66,12 @@ class Metrics(PoolListener):
             "codereward_dedup_hits", "Completions not run because an identical program of the same request was.", registry=r
         )
         self.sandbox_errors = Counter("codereward_sandbox_errors", "Programs answered SANDBOX_ERROR (infrastructure faults).", registry=r)
+        self.checker_failures = Counter(
+            "codereward_checker_failures",
+            "Tests a problem's checker failed by itself (its own failure, its expected answer not accepted, no compile, its sandbox): SANDBOX_ERROR, never the program's.",
+            ["language", "reason"],
+            registry=r,
+        )
         self.outage = Gauge(
             "codereward_sandbox_outage",
             "1 while no sandbox container has been alive for outage_timeout_s (programs answered SANDBOX_ERROR).",
@@ -100,6 +106,9 @@ class Metrics(PoolListener):
     def compiled(self, language: str, compiled: Compiled) -> None:
         self.compiles.labels(language, "ok" if compiled.ok else "error").inc()
         self.compile_seconds.labels(language).observe(compiled.wall_time_s)
+
+    def checker_failed(self, language: str, reason: str) -> None:
+        self.checker_failures.labels(language=language, reason=reason).inc()
 
     def binary_cache(self, language: str, hit: bool) -> None:
         self.binary_cache_lookups.labels(language, "hit" if hit else "miss").inc()

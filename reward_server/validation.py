@@ -101,6 +101,26 @@ def _output_check(check: pb.OutputCheck) -> None:
         raise InvalidRequest("problem.output_check: FLOATS needs abs_tolerance or rel_tolerance above 0")
 
 
+def _checker(problem: pb.Problem, config: ServerConfig) -> None:
+    checker = problem.checker
+    named = [name for name in pb.Checker.Protocol.keys() if name != "PROTOCOL_UNSPECIFIED"]
+    if checker.protocol == pb.Checker.PROTOCOL_UNSPECIFIED:
+        raise InvalidRequest(f"problem.checker.protocol: unset; say how the checker answers: {' or '.join(named)}")
+    if checker.protocol not in pb.Checker.Protocol.values():
+        raise InvalidRequest(f"problem.checker.protocol: {checker.protocol} is not a protocol; use one of {', '.join(named)}")
+    if (checker.language or languages.PYTHON) not in languages.LANGUAGES:
+        raise InvalidRequest(f"problem.checker.language: {checker.language!r} is not supported; use one of {', '.join(map(repr, languages.LANGUAGES))}")
+    if not checker.code.strip():
+        raise InvalidRequest("problem.checker.code: empty")
+    _no_nul("problem.checker.code", checker.code)
+    _size("problem.checker.code", checker.code, config.max_checker_bytes)
+    if (checker.language or languages.PYTHON) == languages.PYTHON and _compile_error(checker.code):
+        raise InvalidRequest(f"problem.checker.code: does not compile: {_compile_error(checker.code)}")
+    for index, test in enumerate(problem.tests):
+        if test.WhichOneof("kind") != "io":
+            raise InvalidRequest(f"problem.tests[{index}]: a problem with a checker takes io tests only (its output goes to the checker)")
+
+
 def _subtasks(problem: pb.Problem) -> None:
     for index, subtask in enumerate(problem.subtasks):
         field = f"problem.subtasks[{index}]"
@@ -163,6 +183,8 @@ def validate(request: pb.ScoreRequest, config: ServerConfig, sandbox: SandboxCon
     if len(problem.subtasks) > config.max_tests:
         raise InvalidRequest(f"problem.subtasks: {len(problem.subtasks)} subtasks exceed the limit of {config.max_tests}")
     _subtasks(problem)
+    if problem.HasField("checker"):
+        _checker(problem, config)
     for index, test in enumerate(problem.tests):
         _test(index, test, config, problem.entry_point, language)
     for index, completion in enumerate(request.completions):

@@ -54,8 +54,10 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   started, read from /proc by the runner; RLIMIT_CPU as a backstop), a wall-clock cap of `protocol.WALL_FACTOR` × the limit
   + `WALL_SLACK_S` (3× + 1 s), address space (RLIMIT_AS), output caps on stdout, stderr and
   the reply to the judge. A verdict does not depend on load: CPU time does not grow while a
-  process waits for a core, and the wall clock leaves out the longest run-queue delay of a
-  thread of the program's processes or of the judge (`/proc/PID/task/TID/schedstat`). A
+  process waits for a core, and the wall clock leaves out the time spent waiting for one:
+  between two looks of the runner (every 50 ms at most), the longest run-queue delay of one
+  thread of the program's processes or of the judge (`/proc/PID/task/TID/schedstat`), summed
+  over the looks, since processes also wait one after another (a compiler's passes). A
   program can make its own threads wait (SCHED_IDLE, pinned to the judge's CPU) and so stretch
   its wall clock, but only up to `OVERLOAD_FACTOR` × its cap in real time, where the test is a
   TIMEOUT: waiting is never taken as proof of an overloaded machine, so a program cannot turn a
@@ -88,6 +90,16 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   more address space than they use, that allowance is large (2 GB, 1 GB) and their heap is
   capped at the test's limit by their own flag; the container's memory cgroup caps what is
   really used. So for Java and JavaScript the memory limit bounds the heap, not every byte.
+- Checkers (`checkers.py`, adversarial tests in `tests/test_checkers.py`). A problem's
+  checker runs as the program of other jobs, after the program's job, on a container that has
+  been cleaned (or replaced) since: the program never holds the answer file nor the checker,
+  and nothing it left running reaches them. Before any program's output, the checker must
+  accept each test's expected answer and reject an empty output (where the answer is not
+  blank), in jobs that hold no program's output; a checker that fails this makes the test
+  SANDBOX_ERROR, and one that passed it and then fails on a program's output (a crash, its
+  limits, testlib's `_fail`) rejects that output, so no output turns a wrong answer into
+  SANDBOX_ERROR. The checker is trusted with the program's output as data: a checker that
+  executes it (`eval`) can be made to accept anything.
 - The binary cache (`binaries.py`) lives in the pool's process on the host, which no program
   reaches: an identical source (same language and compile command) runs the artefact that
   its own compile made, sent with the job; no program can change another's.

@@ -21,14 +21,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .languages import Language
-from .runner.protocol import Compiled
+from .runner.protocol import Compiled, Files
 
 Key = tuple[str, str, str]
 
 
-def cache_key(language: Language, source: str) -> Key:
-    digest = hashlib.sha256(source.encode("utf-8", errors="surrogatepass")).hexdigest()
-    return (language.name, digest, language.build_id)
+def cache_key(language: Language, source: str, headers: Files = ()) -> Key:
+    """`headers`: files the compile had next to the source (a checker's testlib.h)."""
+    digest = hashlib.sha256(source.encode("utf-8", errors="surrogatepass"))
+    for name, data in headers:
+        digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return (language.name, digest.hexdigest(), language.build_id)
 
 
 @dataclass
@@ -62,6 +65,8 @@ class BinaryCache:
     def put(self, key: Key, compiled: Compiled) -> None:
         if compiled.size > self.max_bytes or self.max_entries == 0:
             return  # larger than the whole cache: not kept
+        if not compiled.ok and key in self._entries and self._entries[key].ok:
+            return  # a compile of this source worked: a failure now was the container's state, not the source's
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old.size

@@ -50,6 +50,14 @@ class SandboxConfig:
     )
     binary_cache_entries: int = _option(4096, "Compiled programs (C++, Java) kept for identical sources, by entries; 0 = no cache.")
     binary_cache_mb: int = _option(256, "Megabytes of compiled artefacts kept for identical sources (least recently used first out).")
+    checker_limits: Limits = _option(
+        Limits(time_limit_s=10.0, memory_limit_mb=512, output_limit_bytes=65536),
+        "Limits of one run of a problem's checker (CPU seconds, MB, bytes of output), whatever the problem's own limits.",
+    )
+    testlib_header: str = _option(
+        "",
+        "Path of testlib.h (https://github.com/MikeMirzayanov/testlib), put next to a C++ checker's source so that `#include \"testlib.h\"` compiles; empty: checkers that include it get SANDBOX_ERROR.",
+    )
     max_runner_rss_mb: int = _option(128, "A runner whose own memory grows past this is replaced.")
     owner: str = _option(
         help="Label value `host:pid` naming this pool's process, so orphans of a dead process can be told apart.",
@@ -72,10 +80,23 @@ class SandboxConfig:
                 f"max_limits.memory_limit_mb={self.max_limits.memory_limit_mb} leaves under 64 MB of "
                 f"container_memory_mb={self.container_memory_mb} for the runner: raise container_memory_mb"
             )
+        if self.testlib_header and not os.path.isfile(self.testlib_header):
+            raise ValueError(f"testlib_header={self.testlib_header!r}: no such file")
+        if not (self.checker_limits.time_limit_s > 0 and self.checker_limits.output_limit_bytes > 0):
+            raise ValueError("checker_limits: time_limit_s and output_limit_bytes must be positive")
+        if not 0 < self.checker_limits.memory_limit_mb <= self.container_memory_mb - 64:
+            raise ValueError(
+                f"checker_limits.memory_limit_mb={self.checker_limits.memory_limit_mb} must be positive and leave 64 MB "
+                f"of container_memory_mb={self.container_memory_mb} for the runner"
+            )
         for name in ("time_limit_s", "memory_limit_mb", "output_limit_bytes"):
             default, cap = getattr(self.default_limits, name), getattr(self.max_limits, name)
             if not 0 < default <= cap:
                 raise ValueError(f"default_limits.{name}={default} must be positive and at most max_limits.{name}={cap}")
+
+    def testlib_bytes(self) -> bytes:
+        with open(self.testlib_header, "rb") as f:
+            return f.read()
 
     def resolve(self, limits: Limits) -> Limits:
         """A problem's limits with zeros replaced by defaults. Raises ValueError above the caps."""

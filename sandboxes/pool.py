@@ -20,26 +20,30 @@ or gets its cached COMPILE_ERROR without reaching a container.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import docker
 import docker.errors
 
-from . import languages
+from . import checkers, languages
 from .binaries import BinaryCache, cache_key
 from .compare import compare_json, compare_stdout
 from .config import SandboxConfig
 from .container import Sandbox, SandboxFault, sweep_orphans
 from .image import image_tag
 from .runner.protocol import Compiled, Files, Job, JobLimits, JobTest, Result, TestReport, job_deadline_s, overload_cap_s
-from .types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
+from .types import AssertTest, CallTest, Checker, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
 
 log = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 2.0
 ATTEMPTS = 2
+CHECKER_JOB_BYTES = 8 * 1024 * 1024  # files (inputs, outputs, answers) in one checker job
 
 
 class PoolListener:
@@ -51,6 +55,7 @@ class PoolListener:
     def sandbox_error(self, detail: str) -> None: ...
     def compiled(self, language: str, compiled: Compiled) -> None: ...
     def binary_cache(self, language: str, hit: bool) -> None: ...
+    def checker_failed(self, language: str, reason: str) -> None: ...
 
 
 def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool, artefact: Files | None = None) -> Job:
@@ -88,7 +93,8 @@ def build_job(problem: Problem, code: str, limits: Limits, fail_fast: bool, arte
 
 
 def _finish(problem: Problem, test: TestCase, report: TestReport) -> tuple[Verdict, str]:
-    """A report the runner decided, or the host's comparison of a completed io/call test's output."""
+    """A report the runner decided, or the host's comparison of a completed io/call test's output
+    (a problem with a checker has its io tests settled by `SandboxPool._check` instead)."""
     if report.verdict is not None:
         return report.verdict, report.detail
     output = report.output or ""
@@ -101,10 +107,10 @@ def _finish(problem: Problem, test: TestCase, report: TestReport) -> tuple[Verdi
     return (Verdict.PASSED, "") if diff is None else (Verdict.FAILED, diff)
 
 
-def _to_result(problem: Problem, reply: Result, wall_time_s: float) -> ProgramResult:
+def _to_result(problem: Problem, reply: Result, wall_time_s: float, checked: dict[int, tuple[Verdict, str]]) -> ProgramResult:
     tests = []
-    for test, report in zip(problem.tests, reply.tests):
-        verdict, detail = _finish(problem, test, report)
+    for i, (test, report) in enumerate(zip(problem.tests, reply.tests)):
+        verdict, detail = checked[i] if i in checked else _finish(problem, test, report)
         tests.append(TestResult(verdict, report.wall_time_s, detail))
     return ProgramResult.from_tests(tuple(tests), wall_time_s)
 
@@ -137,9 +143,14 @@ class SandboxPool:
         self._cancellable: set[asyncio.Task[Any]] = set()  # watchers and replacements
         self._closing = False
         self._outage = asyncio.Event()  # set once no container has been alive for outage_timeout_s
+        self._first: collections.deque[asyncio.Future[Sandbox]] = collections.deque()  # jobs served before the queue
         self._outage_timer: asyncio.Task[Any] | None = None
         self.binaries = BinaryCache(self.config.binary_cache_entries, self.config.binary_cache_mb << 20)
         self.compiles = 0  # compiles run in containers (a cache hit runs none)
+        self._compiling: dict[Any, asyncio.Future[None]] = {}  # cache key -> done when the job compiling it ends
+        self.sanity = checkers.SanityCache()
+        # Headers a compiled checker may include (testlib.h), written next to its source.
+        self.checker_headers: Files = (("testlib.h", self.config.testlib_bytes()),) if self.config.testlib_header else ()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -174,7 +185,7 @@ class SandboxPool:
         self._live.add(sandbox)
         self._outage_over()
         self._spawn(self._watch(sandbox), cancel_on_close=True)
-        self._idle.put_nowait(sandbox)
+        self._put_idle(sandbox)
         self.listener.container_started(time.monotonic() - began)
         return sandbox
 
@@ -282,7 +293,7 @@ class SandboxPool:
         elif sandbox.jobs >= self.config.jobs_per_container:
             self._retire(sandbox, "job_count")
         else:
-            self._idle.put_nowait(sandbox)
+            self._put_idle(sandbox)
 
     async def _release_when_ready(self, sandbox: Sandbox, job_id: int, health: dict[str, Any] | None) -> None:
         """Back to the idle queue once the runner says it is clean again (`ready`); a runner that
@@ -297,29 +308,44 @@ class SandboxPool:
         """No container has been alive for `outage_timeout_s`: jobs get SANDBOX_ERROR at once."""
         return self._outage.is_set()
 
-    async def _acquire(self) -> Sandbox:
-        """An idle live container. Raises SandboxUnavailable during an outage (`in_outage`)."""
+    async def _acquire(self, first: bool = False) -> Sandbox:
+        """An idle live container; with `first`, before any job that waits without it. Raises
+        SandboxUnavailable during an outage (`in_outage`)."""
         self._waiting += 1
         try:
             while True:
-                sandbox = await self._next_idle()
+                sandbox = await self._next_idle(first)
                 if sandbox in self._live and not sandbox.dead:
                     return sandbox
         finally:
             self._waiting -= 1
 
-    async def _next_idle(self) -> Sandbox:
+    def _put_idle(self, sandbox: Sandbox) -> None:
+        """A container that can take a job: to the first job waiting `first`, else the queue."""
+        while self._first:
+            waiter = self._first.popleft()
+            if not waiter.done():
+                waiter.set_result(sandbox)
+                return
+        self._idle.put_nowait(sandbox)
+
+    async def _next_idle(self, first: bool = False) -> Sandbox:
         if not self._idle.empty():
             return self._idle.get_nowait()
         if self._outage.is_set():
             raise SandboxUnavailable(self.config.outage_timeout_s)
-        getting = asyncio.ensure_future(self._idle.get())
+        getting: asyncio.Future[Sandbox]
+        if first:
+            getting = asyncio.get_running_loop().create_future()
+            self._first.append(getting)
+        else:
+            getting = asyncio.ensure_future(self._idle.get())
         outage = asyncio.ensure_future(self._outage.wait())
         try:
             await asyncio.wait((getting, outage), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            if getting.done() and not getting.cancelled():  # taken off the queue: give it back
-                self._idle.put_nowait(getting.result())
+            if getting.done() and not getting.cancelled():  # handed one, or took it off the queue: give it back
+                self._put_idle(getting.result())
             raise
         finally:
             outage.cancel()
@@ -338,18 +364,37 @@ class SandboxPool:
             return
         await self._release_when_ready(sandbox, job_id, reply.get("health"))
 
-    def _cached_compile(self, language: languages.Language, code: str) -> Compiled | None:
+    @contextlib.asynccontextmanager
+    async def _compile_once(self, language: languages.Language, code: str, headers: Files = ()) -> AsyncIterator[Compiled | None]:
+        """The cached compile of this source, if there is one; None: the job compiles it, and
+        `_remember_compile` keeps what it gave. Single flight: while a job compiles a source,
+        others with the same source wait for it and then take its binary from the cache, so a
+        group's identical programs (or its checker, once per program) compile once."""
         if not language.compiled:
-            return None
-        cached = self.binaries.get(cache_key(language, code))
+            yield None
+            return
+        key = cache_key(language, code, headers)
+        while (flight := self._compiling.get(key)) is not None and self.binaries.max_entries > 0:
+            await asyncio.wait([flight])  # being cancelled here leaves the compiling job alone
+        cached = self.binaries.get(key)
         self.listener.binary_cache(language.name, cached is not None)
-        return cached
+        if cached is not None:
+            yield cached
+            return
+        flight = asyncio.get_running_loop().create_future()
+        self._compiling[key] = flight
+        try:
+            yield None
+        finally:
+            if self._compiling.get(key) is flight:
+                del self._compiling[key]
+            flight.set_result(None)
 
-    def _remember_compile(self, language: languages.Language, code: str, reply: Result) -> None:
+    def _remember_compile(self, language: languages.Language, code: str, reply: Result, headers: Files = ()) -> None:
         if reply.compiled is not None:
             self.compiles += 1
             self.listener.compiled(language.name, reply.compiled)
-            self.binaries.put(cache_key(language, code), reply.compiled)
+            self.binaries.put(cache_key(language, code, headers), reply.compiled)
 
     async def run(self, problem: Problem, code: str, *, fail_fast: bool = False) -> ProgramResult:
         """Run `code` against `problem`'s tests. Raises ValueError for limits above the caps,
@@ -357,21 +402,40 @@ class SandboxPool:
         limits = self.config.resolve(problem.limits)
         build_job(problem, code, limits, fail_fast)  # raises before any cache is consulted
         language = languages.get(problem.language)
-        cached = self._cached_compile(language, code)
-        if cached is not None and not cached.ok:  # the same source fails to compile the same way
-            return ProgramResult.from_tests(tuple(TestResult(Verdict.COMPILE_ERROR, 0.0, cached.detail) for _ in problem.tests))
-        job = build_job(problem, code, limits, fail_fast, artefact=cached.files if cached is not None else None)
-        timeout = job_deadline_s(len(problem.tests), language.test_cpu_s(limits.time_limit_s), self.config.job_grace_s)
-        if language.compiled and cached is None:
-            timeout += overload_cap_s(language.compile_cpu_s)
+        began = time.monotonic()
+        async with self._compile_once(language, code) as cached:
+            if cached is not None and not cached.ok:  # the same source fails to compile the same way
+                return ProgramResult.from_tests(tuple(TestResult(Verdict.COMPILE_ERROR, 0.0, cached.detail) for _ in problem.tests))
+            job = build_job(problem, code, limits, fail_fast, artefact=cached.files if cached is not None else None)
+            timeout = job_deadline_s(len(problem.tests), language.test_cpu_s(limits.time_limit_s), self.config.job_grace_s)
+            if language.compiled and cached is None:
+                timeout += overload_cap_s(language.compile_cpu_s)
+            reply, detail = await self._execute(job, timeout)
+            if reply is not None:
+                self._remember_compile(language, code, reply)
+        if reply is not None and (reply.error or len(reply.tests) != len(problem.tests)):
+            detail, reply = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}", None
+        if reply is None:
+            self.listener.sandbox_error(detail)
+            return ProgramResult.sandbox_error(len(problem.tests), detail)
+        checked = await self._check(problem, reply.tests) if problem.checker is not None else {}
+        # In a thread: comparing a large hostile value must not hold up the event loop.
+        result = await asyncio.to_thread(_to_result, problem, reply, time.monotonic() - began, checked)
+        if any(v is Verdict.SANDBOX_ERROR for v, _ in checked.values()):
+            self.listener.sandbox_error("the problem's checker failed")
+        return result
+
+    async def _execute(self, job: Job, timeout: float, first: bool = False) -> tuple[Result | None, str]:
+        """Run a job on an idle container, and once more on another if that one dies or goes
+        silent: its reply, or None and why there is none. `first`: ahead of the jobs waiting
+        for a container (a checker's, whose program holds its outputs meanwhile)."""
         detail = "no attempt made"
         queued = time.monotonic()
         for _ in range(ATTEMPTS):
             try:
-                sandbox = await self._acquire()
+                sandbox = await self._acquire(first)
             except SandboxUnavailable as exc:
-                detail = str(exc)
-                break
+                return None, str(exc)
             began = time.monotonic()
             self._busy += 1
             try:
@@ -388,11 +452,74 @@ class SandboxPool:
                 self._busy -= 1
             self._spawn(self._release_when_ready(sandbox, sandbox.current_job, reply.health))
             self.listener.job_finished(began - queued, time.monotonic() - began)
-            self._remember_compile(language, code, reply)
-            if reply.error or len(reply.tests) != len(problem.tests):
-                detail = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}"
-                break
-            # In a thread: comparing a large hostile value must not hold up the event loop.
-            return await asyncio.to_thread(_to_result, problem, reply, time.monotonic() - began)
-        self.listener.sandbox_error(detail)
-        return ProgramResult.sandbox_error(len(problem.tests), detail)
+            return reply, ""
+        return None, detail
+
+    async def _check(self, problem: Problem, reports: tuple[TestReport, ...]) -> dict[int, tuple[Verdict, str]]:
+        """The checker's verdicts on the io tests the program ran to completion (`checkers.py`),
+        by test index. What the checker makes of each test's expected answer (and of an empty
+        output) is learnt first, in jobs without the program's output, unless the sanity cache
+        knows it; then the program's outputs, in jobs of at most CHECKER_JOB_BYTES of files."""
+        checker = problem.checker
+        assert checker is not None
+        language = languages.get(checker.language)
+        tests = {i: t for i, (t, r) in enumerate(zip(problem.tests, reports)) if isinstance(t, IoTest) and r.verdict is None}
+        if not tests:
+            return {}
+        keys = {i: checkers.sanity_key(checker, t.stdin, t.expected_stdout) for i, t in tests.items()}
+        sanity = {i: known for i, key in keys.items() if (known := self.sanity.get(key)) is not None}
+        unknown = [i for i in tests if i not in sanity]
+        # (test, its output is the expected answer: True; an empty output: False)
+        probes = [(i, True) for i in unknown] + [(i, False) for i in unknown if tests[i].expected_stdout.strip()]
+        jobs = [checkers.checker_test(checker, tests[i].stdin, tests[i].expected_stdout if answer else "", tests[i].expected_stdout) for i, answer in probes]
+        said, failure = await self._run_checker(checker, language, jobs)
+        if failure is None:
+            answers = {(i, answer): a for (i, answer), a in zip(probes, said)}
+            for i in unknown:
+                sanity[i] = checkers.Sanity(answers[(i, True)], answers.get((i, False)))
+                self.sanity.put(keys[i], sanity[i])
+            outputs = [checkers.checker_test(checker, t.stdin, reports[i].output or "", t.expected_stdout) for i, t in tests.items()]
+            said, failure = await self._run_checker(checker, language, outputs)
+        if failure is not None:
+            detail, reason = failure
+            self.listener.checker_failed(language.name, reason)
+            return {i: (Verdict.SANDBOX_ERROR, detail[:4096]) for i in tests}
+        verdicts = {}
+        for i, answer in zip(tests, said):
+            verdicts[i] = checkers.settle(answer, sanity[i])
+            if sanity[i].problem:
+                self.listener.checker_failed(language.name, "untrusted")
+            elif answer.said in (checkers.Said.FAILED, checkers.Said.CRASHED):
+                self.listener.checker_failed(language.name, f"{answer.said.value}_on_output")
+        return verdicts
+
+    async def _run_checker(
+        self, checker: Checker, language: languages.Language, tests: list[JobTest]
+    ) -> tuple[list[checkers.Answer], tuple[str, str] | None]:
+        """What the checker said in each of `tests`, in jobs of at most CHECKER_JOB_BYTES of
+        files, each ahead of programs waiting for a container; or why it could not say
+        (detail, metric reason): it does not compile, or its sandbox failed."""
+        said: list[checkers.Answer] = []
+        code = checkers.source(checker)
+        headers = self.checker_headers if language.compiled else ()
+        limits = self.config.checker_limits
+        for chunk in checkers.chunks(tests, CHECKER_JOB_BYTES):
+            async with self._compile_once(language, code, headers) as cached:
+                if cached is not None and not cached.ok:
+                    return said, (f"the problem's checker does not compile: {cached.detail}", "compile_error")
+                compile_limits = (language.compile_cpu_s, language.compile_memory_mb)
+                job = checkers.checker_job(checker, chunk, limits, cached.files if cached is not None else None, headers, compile_limits)
+                timeout = job_deadline_s(len(chunk), language.test_cpu_s(limits.time_limit_s), self.config.job_grace_s)
+                if language.compiled and cached is None:
+                    timeout += overload_cap_s(language.compile_cpu_s)
+                reply, detail = await self._execute(job, timeout, first=True)
+                if reply is not None:
+                    self._remember_compile(language, code, reply, headers)
+            if reply is not None and reply.compiled is not None and not reply.compiled.ok:
+                return said, (f"the problem's checker does not compile: {reply.compiled.detail}", "compile_error")
+            if reply is not None and (reply.error or len(reply.tests) != len(chunk)):
+                detail, reply = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(chunk)} tests'}", None
+            if reply is None:
+                return said, (f"the checker's sandbox failed: {detail}", "sandbox")
+            said += [checkers.read(checker.protocol, report) for report in reply.tests]
+        return said, None

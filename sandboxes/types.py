@@ -39,6 +39,23 @@ class OutputCheck:
     rel_tolerance: float = 0.0
 
 
+class CheckerProtocol(enum.Enum):
+    """How a checker is called and how it answers (`checkers.py`)."""
+
+    TESTLIB = "TESTLIB"  # checker <input> <output> <answer>; exit 0 accepted, 1 wrong answer, 2 presentation error, 3 failed
+    OPEN_R1 = "OPEN_R1"  # checker <input> <answer> <output>; exit 0, the last token on stdout 1 (accepted) or 0
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A program that decides whether an io test's output is right, for problems with more than
+    one right answer. It replaces the comparison with the expected output."""
+
+    language: str
+    code: str
+    protocol: CheckerProtocol = CheckerProtocol.TESTLIB
+
+
 @dataclass(frozen=True)
 class Subtask:
     """Tests scored together: `points` when all of `tests` (indices into Problem.tests) pass."""
@@ -94,6 +111,7 @@ class Problem:
     program_names: tuple[str, ...] = ()  # names besides the entry point that tests read from the program
     output_check: OutputCheck = field(default_factory=OutputCheck)
     subtasks: tuple[Subtask, ...] = ()
+    checker: Checker | None = None  # io tests only; the expected output is then the checker's answer file
 
 
 @dataclass(frozen=True)

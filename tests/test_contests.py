@@ -111,6 +111,19 @@ CODEFORCES = {
 }
 
 
+# "Print two non-negative integers that add up to n": open-r1's checker protocol (input, correct
+# output, solution output; prints 1 or 0).
+CODEFORCES_CHECKED = dict(
+    CODEFORCES,
+    id="2A",
+    official_tests=[{"input": "4\n", "output": "1 3\n"}, {"input": "9\n", "output": "4 5\n"}],
+    generated_checker=(
+        "import sys\nn = int(open(sys.argv[1]).read())\nwords = open(sys.argv[3]).read().split()\n"
+        "ok = len(words) == 2 and all(w.isdigit() for w in words) and int(words[0]) + int(words[1]) == n\nprint(1 if ok else 0)\n"
+    ),
+)
+
+
 def test_codecontests_rows_give_every_test_the_limits_and_the_solutions_by_language() -> None:
     contest = contests.codecontests_problem(CODECONTESTS, "cpp")
     problem = contest.problem
@@ -187,7 +200,6 @@ def test_codeforces_rows_and_what_is_skipped_with_its_reason() -> None:
     assert "Example 1\nInput:\n2\nOutput:\n4" in contest.statement and contest.statement.startswith("Double")
     rows = [
         CODEFORCES,
-        dict(CODEFORCES, generated_checker="#include <testlib.h>\nint main() {}"),
         dict(CODEFORCES, interaction_format="Flush after each query."),
         dict(CODEFORCES, input_mode="file"),
         dict(CODEFORCES, official_tests=[], examples=[]),
@@ -197,13 +209,20 @@ def test_codeforces_rows_and_what_is_skipped_with_its_reason() -> None:
     problems, skipped = contests.contest_problems("codeforces", rows)
     assert len(problems) == 1
     assert skipped == {
-        "needs a checker (more than one right answer)": 1,
         "interactive problem": 1,
         "reads files (file), not stdin": 1,
         "no tests": 1,
         "no test fits the server's limits": 1,
         "malformed row (AttributeError: 'str' object has no attribute 'get')": 1,
     }
+
+
+def test_a_codeforces_generated_checker_becomes_the_problems_open_r1_checker() -> None:
+    checker = "import sys\nprint(1)\n"
+    problem = contests.codeforces_problem(dict(CODEFORCES, generated_checker=checker)).problem
+    assert (problem.checker.language, problem.checker.code, problem.checker.protocol) == ("python", checker, pb.Checker.OPEN_R1)
+    assert not contests.codeforces_problem(CODEFORCES).problem.HasField("checker")
+    validate(pb.ScoreRequest(problem=problem, completions=[pb.Completion(code="x")]), ServerConfig(), SandboxConfig())
 
 
 def test_tests_past_the_servers_limits_are_left_out_and_counted() -> None:
@@ -270,6 +289,7 @@ async def test_each_formats_accepted_solutions_pass_and_wrong_ones_fail(fast_con
         (contests.livecodebench_problem(LCB_STDIN), DOUBLE_PY, WRONG_PY),
         (contests.livecodebench_problem(LCB_FUNCTIONAL), TWO_SUM_SOLUTION.replace("(seen[target - x], i)", "[seen[target - x], i]"), wrong_two_sum),
         (contests.codeforces_problem(CODEFORCES), DOUBLE_PY, WRONG_PY),
+        (contests.codeforces_problem(CODEFORCES_CHECKED), "n = int(input())\nprint(0, n)", "n = int(input())\nprint(1, n)"),
     ]
     async with SandboxPool(fast_config, client=docker_client) as pool:
         results = await asyncio.gather(*(pool.run(to_problem(c.problem), code) for c, *codes in cases for code in codes))

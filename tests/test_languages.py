@@ -306,6 +306,17 @@ async def test_a_program_is_compiled_once_for_all_its_tests_and_identical_source
 
 
 @in_sandbox
+async def test_identical_sources_arriving_together_are_compiled_once(pool: SandboxPool) -> None:
+    """Single flight: four requests with one new source at the same time (both containers
+    idle) give one compile; the other three wait for it and run its binary."""
+    code = ADD["cpp"].replace("int main()", "// four at once\nint main()")
+    compiles = pool.compiles
+    results = await asyncio.gather(*(pool.run(add_problem("cpp", n=3), code) for _ in range(4)))
+    assert all(r.verdict is Verdict.PASSED for r in results), results
+    assert pool.compiles == compiles + 1
+
+
+@in_sandbox
 async def test_the_compiler_runs_as_the_programs_uid_under_its_own_limits(pool: SandboxPool, monkeypatch: pytest.MonkeyPatch) -> None:
     shadow = await pool.run(add_problem("cpp", n=1), '#include "/etc/shadow"\nint main() {}\n')
     assert shadow.verdict is Verdict.COMPILE_ERROR and "Permission denied" in shadow.tests[0].detail, shadow.tests[0].detail

@@ -79,6 +79,19 @@ async def test_output_flood_hits_the_output_limit(pool: SandboxPool, stream: str
     await assert_pool_healthy(pool)
 
 
+@pytest.mark.parametrize(("byte", "fit"), [(b"\x01", 16), (b"\xff", 5)])  # \xff arrives as U+FFFD: 3 bytes
+async def test_outputs_past_the_jobs_total_are_output_limit_not_a_runner_out_of_memory(pool: SandboxPool, byte: bytes, fit: int) -> None:
+    """Every test prints 1 MB of a byte whose JSON escape is six bytes: all of them in one result
+    frame would be SANDBOX_ERROR (a masked wrong answer) once the runner runs out of memory for
+    it. Past MAX_JOB_OUTPUT_BYTES in all, a test is OUTPUT_LIMIT instead."""
+    flood = f"import sys\nsys.stdout.buffer.write({byte!r} * 1_000_000)\n"
+    limits = Limits(time_limit_s=1.0, memory_limit_mb=128, output_limit_bytes=1 << 20)
+    result = await pool.run(problem(*(io(f"{i}\n", "0\n") for i in range(24)), limits=limits), flood)
+    assert [t.verdict for t in result.tests] == [Verdict.FAILED] * fit + [Verdict.OUTPUT_LIMIT] * (24 - fit), result.tests[fit].detail
+    assert "outputs over the job's tests pass 16 MiB" in result.tests[fit].detail
+    await assert_pool_healthy(pool)
+
+
 async def test_filling_the_tmpfs_does_not_affect_the_next_job(single_pool: SandboxPool) -> None:
     fill = code("""
         import os

@@ -173,8 +173,11 @@ CONTEST_SPEC = {
 RECIPROCAL = "#include <cstdio>\nint main() { int n; std::scanf(\"%d\", &n); std::printf(\"%.9f\\n\", n < 9 ? 1.0 / n : 0.5); }\n"
 
 
-def test_a_contest_spec_keeps_its_language_output_check_and_subtasks() -> None:
+def test_a_contest_spec_keeps_its_language_output_check_subtasks_and_checker() -> None:
+    checked, _, _ = problem_from_spec({**CONTEST_SPEC, "checker": {"language": "cpp", "code": "int main() {}", "protocol": "open_r1"}})
+    assert (checked.checker.language, checked.checker.code, checked.checker.protocol) == ("cpp", "int main() {}", pb.Checker.OPEN_R1)
     problem, _, _ = problem_from_spec(json.dumps(CONTEST_SPEC))
+    assert not problem.HasField("checker")
     assert problem.language == "cpp" and problem.output_check.mode == pb.OutputCheck.FLOATS
     assert problem.output_check.abs_tolerance == 1e-6
     assert [(s.points, list(s.tests), s.name) for s in problem.subtasks] == [(40, [0, 1], "small"), (60, [2, 3], "")]
@@ -184,6 +187,10 @@ def test_a_contest_spec_keeps_its_language_output_check_and_subtasks() -> None:
         ({"subtasks": [{"points": 1}]}, r"ground_truth.subtasks\[0\]: expected"),
         ({"subtasks": [{"points": "x", "tests": [0]}]}, r"ground_truth.subtasks\[0\]: points must be a number"),
         ({"subtasks": "all"}, r"ground_truth.subtasks: expected a list"),
+        ({"checker": "print(1)"}, r"ground_truth.checker: expected an object"),
+        ({"checker": {"code": "print(1)", "protocol": "DIFF"}}, r"ground_truth.checker.protocol='DIFF': choose one of TESTLIB, OPEN_R1"),
+        ({"checker": {"code": "print(1)"}}, r"ground_truth.checker.protocol=None: choose one of TESTLIB, OPEN_R1"),
+        ({"checker": {"code": "print(1)", "args": []}}, r"ground_truth.checker: unknown keys \['args'\]"),
     ):
         with pytest.raises(ValueError, match=message):
             problem_from_spec({**CONTEST_SPEC, **bad})

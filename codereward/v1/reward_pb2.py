@@ -24,45 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63odereward/v1/reward.proto\x12\rcodereward.v1\"S\n\x06Limits\x12\x14\n\x0ctime_limit_s\x18\x01 \x01(\x01\x12\x17\n\x0fmemory_limit_mb\x18\x02 \x01(\r\x12\x1a\n\x12output_limit_bytes\x18\x03 \x01(\x04\"\xa0\x01\n\x0bOutputCheck\x12-\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.codereward.v1.OutputCheck.Mode\x12\x15\n\rabs_tolerance\x18\x02 \x01(\x01\x12\x15\n\rrel_tolerance\x18\x03 \x01(\x01\"4\n\x04Mode\x12\t\n\x05LINES\x10\x00\x12\t\n\x05\x45XACT\x10\x01\x12\n\n\x06TOKENS\x10\x02\x12\n\n\x06\x46LOATS\x10\x03\"6\n\x07Subtask\x12\x0e\n\x06points\x18\x01 \x01(\x01\x12\r\n\x05tests\x18\x02 \x03(\r\x12\x0c\n\x04name\x18\x03 \x01(\t\"0\n\x06IoTest\x12\r\n\x05stdin\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_stdout\x18\x02 \x01(\t\"4\n\x08\x43\x61llTest\x12\x11\n\targs_json\x18\x01 \x01(\t\x12\x15\n\rexpected_json\x18\x02 \x01(\t\"w\n\x08TestCase\x12\x15\n\x0b\x61ssert_code\x18\x01 \x01(\tH\x00\x12#\n\x02io\x18\x02 \x01(\x0b\x32\x15.codereward.v1.IoTestH\x00\x12\'\n\x04\x63\x61ll\x18\x03 \x01(\x0b\x32\x17.codereward.v1.CallTestH\x00\x42\x06\n\x04kind\"\x92\x02\n\x07Problem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x12\n\nsetup_code\x18\x03 \x01(\t\x12&\n\x05tests\x18\x04 \x03(\x0b\x32\x17.codereward.v1.TestCase\x12\x13\n\x0b\x65ntry_point\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.codereward.v1.Limits\x12\x15\n\rprogram_names\x18\x07 \x03(\t\x12\x30\n\x0coutput_check\x18\x08 \x01(\x0b\x32\x1a.codereward.v1.OutputCheck\x12(\n\x08subtasks\x18\t \x03(\x0b\x32\x16.codereward.v1.Subtask\"&\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xb8\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x07problem\x18\x02 \x01(\x0b\x32\x16.codereward.v1.Problem\x12.\n\x0b\x63ompletions\x18\x03 \x03(\x0b\x32\x19.codereward.v1.Completion\x12(\n\x04mode\x18\x04 \x01(\x0e\x32\x1a.codereward.v1.ScoringMode\x12\x11\n\tfail_fast\x18\x05 \x01(\x08\"Z\n\nTestResult\x12\'\n\x07verdict\x18\x01 \x01(\x0e\x32\x16.codereward.v1.Verdict\x12\x13\n\x0bwall_time_s\x18\x02 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xdb\x01\n\x10\x43ompletionResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x06reward\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x07verdict\x18\x03 \x01(\x0e\x32\x16.codereward.v1.Verdict\x12(\n\x05tests\x18\x04 \x03(\x0b\x32\x19.codereward.v1.TestResult\x12\x0e\n\x06passed\x18\x05 \x01(\r\x12\r\n\x05total\x18\x06 \x01(\r\x12\x13\n\x0bwall_time_s\x18\x07 \x01(\x01\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x08 \x01(\x08\x42\t\n\x07_reward\"+\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x7f\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x07results\x18\x02 \x03(\x0b\x32\x1f.codereward.v1.CompletionResult\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.codereward.v1.ScoreError*P\n\x0bScoringMode\x12\x12\n\x0e\x41LL_OR_NOTHING\x10\x00\x12\x0c\n\x08\x46RACTION\x10\x01\x12\x0c\n\x08SUBTASKS\x10\x02\x12\x11\n\rSUBTASK_TESTS\x10\x03*\xc3\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\n\n\x06PASSED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x11\n\rRUNTIME_ERROR\x10\x03\x12\x10\n\x0cSYNTAX_ERROR\x10\x04\x12\x0b\n\x07TIMEOUT\x10\x05\x12\x10\n\x0cMEMORY_LIMIT\x10\x06\x12\x10\n\x0cOUTPUT_LIMIT\x10\x07\x12\x0b\n\x07SKIPPED\x10\x08\x12\x11\n\rSANDBOX_ERROR\x10\t\x12\x11\n\rCOMPILE_ERROR\x10\n2\xa1\x01\n\rRewardService\x12\x42\n\x05Score\x12\x1b.codereward.v1.ScoreRequest\x1a\x1c.codereward.v1.ScoreResponse\x12L\n\x0bScoreStream\x12\x1b.codereward.v1.ScoreRequest\x1a\x1c.codereward.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63odereward/v1/reward.proto\x12\rcodereward.v1\"S\n\x06Limits\x12\x14\n\x0ctime_limit_s\x18\x01 \x01(\x01\x12\x17\n\x0fmemory_limit_mb\x18\x02 \x01(\r\x12\x1a\n\x12output_limit_bytes\x18\x03 \x01(\x04\"\xa0\x01\n\x0bOutputCheck\x12-\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.codereward.v1.OutputCheck.Mode\x12\x15\n\rabs_tolerance\x18\x02 \x01(\x01\x12\x15\n\rrel_tolerance\x18\x03 \x01(\x01\"4\n\x04Mode\x12\t\n\x05LINES\x10\x00\x12\t\n\x05\x45XACT\x10\x01\x12\n\n\x06TOKENS\x10\x02\x12\n\n\x06\x46LOATS\x10\x03\"\x9c\x01\n\x07\x43hecker\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x31\n\x08protocol\x18\x03 \x01(\x0e\x32\x1f.codereward.v1.Checker.Protocol\">\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x0b\n\x07TESTLIB\x10\x01\x12\x0b\n\x07OPEN_R1\x10\x02\"6\n\x07Subtask\x12\x0e\n\x06points\x18\x01 \x01(\x01\x12\r\n\x05tests\x18\x02 \x03(\r\x12\x0c\n\x04name\x18\x03 \x01(\t\"0\n\x06IoTest\x12\r\n\x05stdin\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_stdout\x18\x02 \x01(\t\"4\n\x08\x43\x61llTest\x12\x11\n\targs_json\x18\x01 \x01(\t\x12\x15\n\rexpected_json\x18\x02 \x01(\t\"w\n\x08TestCase\x12\x15\n\x0b\x61ssert_code\x18\x01 \x01(\tH\x00\x12#\n\x02io\x18\x02 \x01(\x0b\x32\x15.codereward.v1.IoTestH\x00\x12\'\n\x04\x63\x61ll\x18\x03 \x01(\x0b\x32\x17.codereward.v1.CallTestH\x00\x42\x06\n\x04kind\"\xbb\x02\n\x07Problem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x12\n\nsetup_code\x18\x03 \x01(\t\x12&\n\x05tests\x18\x04 \x03(\x0b\x32\x17.codereward.v1.TestCase\x12\x13\n\x0b\x65ntry_point\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.codereward.v1.Limits\x12\x15\n\rprogram_names\x18\x07 \x03(\t\x12\x30\n\x0coutput_check\x18\x08 \x01(\x0b\x32\x1a.codereward.v1.OutputCheck\x12(\n\x08subtasks\x18\t \x03(\x0b\x32\x16.codereward.v1.Subtask\x12\'\n\x07\x63hecker\x18\n \x01(\x0b\x32\x16.codereward.v1.Checker\"&\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xb8\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x07problem\x18\x02 \x01(\x0b\x32\x16.codereward.v1.Problem\x12.\n\x0b\x63ompletions\x18\x03 \x03(\x0b\x32\x19.codereward.v1.Completion\x12(\n\x04mode\x18\x04 \x01(\x0e\x32\x1a.codereward.v1.ScoringMode\x12\x11\n\tfail_fast\x18\x05 \x01(\x08\"Z\n\nTestResult\x12\'\n\x07verdict\x18\x01 \x01(\x0e\x32\x16.codereward.v1.Verdict\x12\x13\n\x0bwall_time_s\x18\x02 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xdb\x01\n\x10\x43ompletionResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x06reward\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x07verdict\x18\x03 \x01(\x0e\x32\x16.codereward.v1.Verdict\x12(\n\x05tests\x18\x04 \x03(\x0b\x32\x19.codereward.v1.TestResult\x12\x0e\n\x06passed\x18\x05 \x01(\r\x12\r\n\x05total\x18\x06 \x01(\r\x12\x13\n\x0bwall_time_s\x18\x07 \x01(\x01\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x08 \x01(\x08\x42\t\n\x07_reward\"+\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x7f\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x07results\x18\x02 \x03(\x0b\x32\x1f.codereward.v1.CompletionResult\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.codereward.v1.ScoreError*P\n\x0bScoringMode\x12\x12\n\x0e\x41LL_OR_NOTHING\x10\x00\x12\x0c\n\x08\x46RACTION\x10\x01\x12\x0c\n\x08SUBTASKS\x10\x02\x12\x11\n\rSUBTASK_TESTS\x10\x03*\xc3\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\n\n\x06PASSED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x11\n\rRUNTIME_ERROR\x10\x03\x12\x10\n\x0cSYNTAX_ERROR\x10\x04\x12\x0b\n\x07TIMEOUT\x10\x05\x12\x10\n\x0cMEMORY_LIMIT\x10\x06\x12\x10\n\x0cOUTPUT_LIMIT\x10\x07\x12\x0b\n\x07SKIPPED\x10\x08\x12\x11\n\rSANDBOX_ERROR\x10\t\x12\x11\n\rCOMPILE_ERROR\x10\n2\xa1\x01\n\rRewardService\x12\x42\n\x05Score\x12\x1b.codereward.v1.ScoreRequest\x1a\x1c.codereward.v1.ScoreResponse\x12L\n\x0bScoreStream\x12\x1b.codereward.v1.ScoreRequest\x1a\x1c.codereward.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'codereward.v1.reward_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCORINGMODE']._serialized_start=1566
-  _globals['_SCORINGMODE']._serialized_end=1646
-  _globals['_VERDICT']._serialized_start=1649
-  _globals['_VERDICT']._serialized_end=1844
+  _globals['_SCORINGMODE']._serialized_start=1766
+  _globals['_SCORINGMODE']._serialized_end=1846
+  _globals['_VERDICT']._serialized_start=1849
+  _globals['_VERDICT']._serialized_end=2044
   _globals['_LIMITS']._serialized_start=45
   _globals['_LIMITS']._serialized_end=128
   _globals['_OUTPUTCHECK']._serialized_start=131
   _globals['_OUTPUTCHECK']._serialized_end=291
   _globals['_OUTPUTCHECK_MODE']._serialized_start=239
   _globals['_OUTPUTCHECK_MODE']._serialized_end=291
-  _globals['_SUBTASK']._serialized_start=293
-  _globals['_SUBTASK']._serialized_end=347
-  _globals['_IOTEST']._serialized_start=349
-  _globals['_IOTEST']._serialized_end=397
-  _globals['_CALLTEST']._serialized_start=399
-  _globals['_CALLTEST']._serialized_end=451
-  _globals['_TESTCASE']._serialized_start=453
-  _globals['_TESTCASE']._serialized_end=572
-  _globals['_PROBLEM']._serialized_start=575
-  _globals['_PROBLEM']._serialized_end=849
-  _globals['_COMPLETION']._serialized_start=851
-  _globals['_COMPLETION']._serialized_end=889
-  _globals['_SCOREREQUEST']._serialized_start=892
-  _globals['_SCOREREQUEST']._serialized_end=1076
-  _globals['_TESTRESULT']._serialized_start=1078
-  _globals['_TESTRESULT']._serialized_end=1168
-  _globals['_COMPLETIONRESULT']._serialized_start=1171
-  _globals['_COMPLETIONRESULT']._serialized_end=1390
-  _globals['_SCOREERROR']._serialized_start=1392
-  _globals['_SCOREERROR']._serialized_end=1435
-  _globals['_SCORERESPONSE']._serialized_start=1437
-  _globals['_SCORERESPONSE']._serialized_end=1564
-  _globals['_REWARDSERVICE']._serialized_start=1847
-  _globals['_REWARDSERVICE']._serialized_end=2008
+  _globals['_CHECKER']._serialized_start=294
+  _globals['_CHECKER']._serialized_end=450
+  _globals['_CHECKER_PROTOCOL']._serialized_start=388
+  _globals['_CHECKER_PROTOCOL']._serialized_end=450
+  _globals['_SUBTASK']._serialized_start=452
+  _globals['_SUBTASK']._serialized_end=506
+  _globals['_IOTEST']._serialized_start=508
+  _globals['_IOTEST']._serialized_end=556
+  _globals['_CALLTEST']._serialized_start=558
+  _globals['_CALLTEST']._serialized_end=610
+  _globals['_TESTCASE']._serialized_start=612
+  _globals['_TESTCASE']._serialized_end=731
+  _globals['_PROBLEM']._serialized_start=734
+  _globals['_PROBLEM']._serialized_end=1049
+  _globals['_COMPLETION']._serialized_start=1051
+  _globals['_COMPLETION']._serialized_end=1089
+  _globals['_SCOREREQUEST']._serialized_start=1092
+  _globals['_SCOREREQUEST']._serialized_end=1276
+  _globals['_TESTRESULT']._serialized_start=1278
+  _globals['_TESTRESULT']._serialized_end=1368
+  _globals['_COMPLETIONRESULT']._serialized_start=1371
+  _globals['_COMPLETIONRESULT']._serialized_end=1590
+  _globals['_SCOREERROR']._serialized_start=1592
+  _globals['_SCOREERROR']._serialized_end=1635
+  _globals['_SCORERESPONSE']._serialized_start=1637
+  _globals['_SCORERESPONSE']._serialized_end=1764
+  _globals['_REWARDSERVICE']._serialized_start=2047
+  _globals['_REWARDSERVICE']._serialized_end=2208
 # @@protoc_insertion_point(module_scope)

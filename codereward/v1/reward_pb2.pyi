@@ -73,6 +73,24 @@ class OutputCheck(_message.Message):
     rel_tolerance: float
     def __init__(self, mode: _Optional[_Union[OutputCheck.Mode, str]] = ..., abs_tolerance: _Optional[float] = ..., rel_tolerance: _Optional[float] = ...) -> None: ...
 
+class Checker(_message.Message):
+    __slots__ = ("language", "code", "protocol")
+    class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PROTOCOL_UNSPECIFIED: _ClassVar[Checker.Protocol]
+        TESTLIB: _ClassVar[Checker.Protocol]
+        OPEN_R1: _ClassVar[Checker.Protocol]
+    PROTOCOL_UNSPECIFIED: Checker.Protocol
+    TESTLIB: Checker.Protocol
+    OPEN_R1: Checker.Protocol
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    code: str
+    protocol: Checker.Protocol
+    def __init__(self, language: _Optional[str] = ..., code: _Optional[str] = ..., protocol: _Optional[_Union[Checker.Protocol, str]] = ...) -> None: ...
+
 class Subtask(_message.Message):
     __slots__ = ("points", "tests", "name")
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -110,7 +128,7 @@ class TestCase(_message.Message):
     def __init__(self, assert_code: _Optional[str] = ..., io: _Optional[_Union[IoTest, _Mapping]] = ..., call: _Optional[_Union[CallTest, _Mapping]] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits", "program_names", "output_check", "subtasks")
+    __slots__ = ("id", "language", "setup_code", "tests", "entry_point", "limits", "program_names", "output_check", "subtasks", "checker")
     ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SETUP_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +138,7 @@ class Problem(_message.Message):
     PROGRAM_NAMES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_CHECK_FIELD_NUMBER: _ClassVar[int]
     SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    CHECKER_FIELD_NUMBER: _ClassVar[int]
     id: str
     language: str
     setup_code: str
@@ -129,7 +148,8 @@ class Problem(_message.Message):
     program_names: _containers.RepeatedScalarFieldContainer[str]
     output_check: OutputCheck
     subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
-    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., program_names: _Optional[_Iterable[str]] = ..., output_check: _Optional[_Union[OutputCheck, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ...) -> None: ...
+    checker: Checker
+    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., setup_code: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., entry_point: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., program_names: _Optional[_Iterable[str]] = ..., output_check: _Optional[_Union[OutputCheck, _Mapping]] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., checker: _Optional[_Union[Checker, _Mapping]] = ...) -> None: ...
 
 class Completion(_message.Message):
     __slots__ = ("id", "code")

@@ -29,8 +29,10 @@ def problem_from_spec(spec: Any, *, field: str = "ground_truth") -> tuple[pb.Pro
     optional `id`, `entry_point`, `setup_code`, `prompt_prefix`, `time_limit_s`, `memory_limit_mb`,
     `language` (python, cpp, java, javascript: the others take io tests), `output_check`
     ({"mode": "LINES" | "EXACT" | "TOKENS" | "FLOATS", "abs_tolerance", "rel_tolerance"}: how an
-    io test's stdout is compared) and `subtasks` ([{"points", "tests": [indices], "name"}], for
-    the SUBTASKS modes) (or its JSON text), or a bare list of tests."""
+    io test's stdout is compared), `subtasks` ([{"points", "tests": [indices], "name"}], for
+    the SUBTASKS modes) and `checker` ({"language", "code", "protocol": "TESTLIB" | "OPEN_R1"}:
+    a program that judges each io test's output instead) (or its JSON text), or a bare list of
+    tests."""
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
@@ -64,7 +66,25 @@ def problem_from_spec(spec: Any, *, field: str = "ground_truth") -> tuple[pb.Pro
         output_check=_output_check(spec.get("output_check"), f"{field}.output_check"),
     )
     problem.subtasks.extend(_subtasks(spec.get("subtasks"), f"{field}.subtasks"))
+    checker = _checker(spec.get("checker"), f"{field}.checker")
+    if checker is not None:
+        problem.checker.CopyFrom(checker)
     return problem, entry_point, prefix
+
+
+def _checker(value: Any, field: str) -> pb.Checker | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("code"), str):
+        raise ValueError(f"{field}: expected an object such as {{\"language\": \"cpp\", \"code\": \"...\", \"protocol\": \"TESTLIB\"}}, got {value!r}")
+    unknown = sorted(set(value) - {"language", "code", "protocol"})
+    if unknown:
+        raise ValueError(f"{field}: unknown keys {unknown} (known: language, code, protocol)")
+    protocol = str(value.get("protocol") or "").upper()
+    protocols = [name for name in pb.Checker.Protocol.keys() if name != "PROTOCOL_UNSPECIFIED"]
+    if protocol not in protocols:
+        raise ValueError(f"{field}.protocol={value.get('protocol')!r}: choose one of {', '.join(protocols)}")
+    return pb.Checker(language=str(value.get("language") or "python"), code=value["code"], protocol=pb.Checker.Protocol.Value(protocol))
 
 
 def _output_check(value: Any, field: str) -> pb.OutputCheck | None:

@@ -10,6 +10,8 @@ only; the runner (root) calls these, never a program's process.
   executed from it).
 - The compile's directory is removed before the first test: a test sees its own source and
   artefacts only through BUILD_DIR.
+- A test's own files (a checker's input, output and answer) are put in the job's directory,
+  root's and read-only, before the test starts, and removed when the next one is put there.
 """
 
 from __future__ import annotations
@@ -33,20 +35,66 @@ class ArtefactError(Exception):
     """The compile succeeded but left nothing usable (the program's fault: COMPILE_ERROR)."""
 
 
-def write_source(language: Language, program: str) -> None:
-    """The compiler's directory, its uid's alone, with the program written into it."""
+def write_source(language: Language, program: str, headers: Files = ()) -> None:
+    """The compiler's directory, its uid's alone, with the program written into it, and the
+    headers it may include (root's, read-only) beside it."""
     out = os.path.join(COMPILE_DIR, "out")
     for path in (COMPILE_DIR, out):
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chown(path, PROGRAM_UID, PROGRAM_UID)
+    for name, data in headers:
+        _create(os.path.join(COMPILE_DIR, _plain(name)), data, 0o444)
     source = os.path.join(COMPILE_DIR, language.source)
     fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        data = program.encode("utf-8", errors="surrogateescape")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, program.encode("utf-8", errors="surrogateescape"))
         os.fchown(fd, PROGRAM_UID, PROGRAM_UID)
+    finally:
+        os.close(fd)
+
+
+_placed: list[str] = []  # the names of the test files put in `_placed_in` last
+_placed_in = [""]
+
+
+def place_test_files(directory: str, files: Files) -> None:
+    """A test's files in `directory` (root's, read-only to the test's process), in place of the
+    last test's. Through a descriptor of the directory opened without following links: the
+    directory is the test's uid's, and a process of that uid may have put a link in its place."""
+    if _placed_in[0] != directory:  # another directory (a compile's), or gone with its job
+        _placed.clear()
+        _placed_in[0] = directory
+    if not files and not _placed:
+        return
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in _placed + [_plain(name) for name, _ in files]:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+        _placed.clear()
+        for name, data in files:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=dir_fd)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            _placed.append(name)
+    finally:
+        os.close(dir_fd)
+
+
+def _plain(name: str) -> str:
+    if not name or name != os.path.basename(name) or name in (".", ".."):
+        raise ValueError(f"file name {name!r} is not a plain file name")
+    return name
+
+
+def _create(path: str, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        _write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -108,13 +156,7 @@ def install(files: Files, executable: str) -> int:
     os.chmod(BUILD_DIR, 0o755)
     exec_fd = -1
     for name, data in files:
-        if not name or name != os.path.basename(name) or name in (".", ".."):
-            raise ValueError(f"artefact name {name!r} is not a plain file name")
-        fd = os.open(os.path.join(BUILD_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
+        _create(os.path.join(BUILD_DIR, _plain(name)), data, 0o444)
         if name == executable:
             exec_fd = sealed_memfd(data)
     if executable and exec_fd < 0:

@@ -40,6 +40,7 @@ from . import build
 from . import languages as registry
 from . import verdict as verdicts
 from .process import (
+    JOB_DIR,
     OPEN_FILES_LIMIT,
     Spare,
     SpareLost,
@@ -64,6 +65,7 @@ from .protocol import (
     COMPILE_ERRORS,
     HEADER,
     MAX_FRAME,
+    MAX_JOB_OUTPUT_BYTES,
     Compiled,
     FrameBuffer,
     Job,
@@ -228,8 +230,10 @@ class Batch:
             "address_space": self.runner.vsize + self.limits.memory_limit_mb * 1024 * 1024,
         }
         if self.io:
-            stdin = self.tests[0][1].stdin.encode("utf-8", errors="surrogateescape")
-            self.program = self._give(self.program, order, stdin=stdin)
+            test = self.tests[0][1]
+            build.place_test_files(JOB_DIR, test.files)
+            order["argv"] = [registry.get(self.job.language).source, *test.args]
+            self.program = self._give(self.program, order, stdin=test.stdin.encode("utf-8", errors="surrogateescape"))
         else:
             self.judge = self.runner.ready_judge()
             judge_end, program_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -253,8 +257,10 @@ class Batch:
         assert self.program is not None and self.io
         command = self.command or {}
         order = {key: command[key] for key in ("argv", "cwd", "address_space", "stack", "file_size")}
-        order.update(role="exec", cpu_s=cpu_s)
-        stdin = self.tests[0][1].stdin.encode("utf-8", errors="surrogateescape")
+        test = self.tests[0][1]
+        build.place_test_files(command["cwd"], test.files)
+        order.update(role="exec", cpu_s=cpu_s, argv=[*command["argv"], *test.args])
+        stdin = test.stdin.encode("utf-8", errors="surrogateescape")
         exec_fd = int(command["exec_fd"])
         self.program = self._give(self.program, order, stdin=stdin, fds=(exec_fd,) if exec_fd >= 0 else ())
         self._watch_outputs()
@@ -607,6 +613,7 @@ class Runner:
         self.own_gone_cpu = 0.0  # CPU of the runner's own processes that are gone, or became the program's
         self.batches = 0
         self.compiled: Compiled | None = None  # the compile the current job ran, if any
+        self.job_output = 0  # bytes of output the current job's reports carry so far (`_within_job_output`)
         self.fingerprint = fingerprint()
 
     def new_oom_kill(self, status: int | None) -> bool:
@@ -709,6 +716,7 @@ class Runner:
     def run_job(self, job: Job, fds: tuple[int, int]) -> list[TestReport]:
         make_work_dirs()
         self.compiled = None
+        self.job_output = 0
         language = registry.get(job.language)
         if job.compile_cpu_s > 0 or job.compile_memory_mb > 0:  # the host's limits: its registry decides
             cpu, memory = job.compile_cpu_s or language.compile_cpu_s, job.compile_memory_mb or language.compile_memory_mb
@@ -747,7 +755,7 @@ class Runner:
         memory = job.limits.memory_limit_mb << 20
         command = {
             "argv": language.run_argv(build.BUILD_DIR, job.limits.memory_limit_mb),
-            "cwd": "/tmp/job",
+            "cwd": JOB_DIR,
             "exec_fd": build.install(files, language.executable),
             "address_space": memory + (language.run_address_space_mb << 20),
             "stack": memory if language.deep_stack else 0,
@@ -760,7 +768,7 @@ class Runner:
     def compile(self, job: Job, language: registry.Language, fds: tuple[int, int]) -> Compiled | TestReport:
         """Compile the job's program once, as the program's uid, under the language's compile
         limits (CPU, address space, file size, output), watched like a test."""
-        build.write_source(language, job.program)
+        build.write_source(language, job.program, job.compile_files)
         limits = JobLimits(language.compile_cpu_s, language.compile_memory_mb, language.compile_output_bytes)
         compile_job = dataclasses.replace(job, tests=(JobTest("io"),), limits=limits, fail_fast=False)
         command = {
@@ -799,7 +807,7 @@ class Runner:
             size = 1 if pending[0][1].kind == "io" else next((i for i, p in enumerate(pending) if p[1].kind == "io"), len(pending))
             batch, rest = pending[:size], pending[size:]
             decided = Batch(self, job, batch, codes, fds).run()
-            results.update(decided)
+            results.update(self._within_job_output(decided))
             pending = [p for p in batch if p[0] not in decided] + rest
             if pending:
                 kill_strays(keep=self._spare_pids())  # what the last batch's program left running
@@ -809,6 +817,22 @@ class Runner:
         for index, _ in pending:
             results[index] = TestReport(Verdict.SKIPPED, None)
         return [results[i] for i in range(len(job.tests))]
+
+    def _within_job_output(self, decided: dict[int, TestReport]) -> dict[int, TestReport]:
+        """Outputs past MAX_JOB_OUTPUT_BYTES over the job's tests, in test order, are
+        OUTPUT_LIMIT: they all travel in one result frame, whose JSON can be six times their
+        size, and a runner that ran out of memory for it would make a wrong answer SANDBOX_ERROR."""
+        for index in sorted(decided):
+            report = decided[index]
+            if report.output is None:
+                continue
+            size = len(report.output.encode("utf-8", errors="replace"))
+            if self.job_output + size > MAX_JOB_OUTPUT_BYTES:
+                detail = f"the program's outputs over the job's tests pass {MAX_JOB_OUTPUT_BYTES >> 20} MiB in all"
+                decided[index] = TestReport(Verdict.OUTPUT_LIMIT, None, report.wall_time_s, report.cpu_time_s, detail)
+            else:
+                self.job_output += size
+        return decided
 
     def _top_up(self, wait: bool = True) -> None:
         """Spares for the next batch. Without `wait`, they are only asked for: the zygote forks

@@ -396,6 +396,7 @@ def _await_order(fds: dict[int, int]) -> None:
         for filename, source in order["sources"].items():
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         if order["role"] == "main":
+            sys.argv = list(order["argv"])
             program.run_main(order["program"], order["setup"], 3)
         program.Server(PEER_FD, order["program"], order["setup"]).serve()
     finally:

@@ -57,6 +57,10 @@ WALL_SLACK_S = 1.0
 # (then TIMEOUT); the host's deadline for a job (`job_deadline_s`) allows for it.
 OVERLOAD_FACTOR = 3.0
 
+# Output a job's reports may carry, over all its tests (io stdout, call return values): more
+# is OUTPUT_LIMIT. They cross in one JSON frame, up to six times their size.
+MAX_JOB_OUTPUT_BYTES = 16 * 1024 * 1024
+
 # uids and gids inside the container. The runner (PID 1) is root with a handful of
 # capabilities; the program and the judge each run under their own unprivileged uid, so that
 # the program can neither signal, trace nor read the memory of the judge or the runner.
@@ -199,12 +203,16 @@ class JobLimits:
 class JobTest:
     """One test as the runner sees it. Expected outputs of `io` and `call` tests never enter
     the container: the host compares them. `code` is an assert test's statements (run by the
-    judge, never by the program); `args_json` a call test's typed-JSON argument list."""
+    judge, never by the program); `args_json` a call test's typed-JSON argument list. An `io`
+    test may also carry command-line arguments and files, put read-only in its working
+    directory before it starts (a checker's input, output and answer: `sandboxes/checkers.py`)."""
 
     kind: str  # "assert" | "io" | "call"
     code: str = ""
     stdin: str = ""
     args_json: str = "[]"
+    args: tuple[str, ...] = ()
+    files: Files = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,7 @@ class Job:
     artefact: Files | None = None  # a compiled language's artefacts from the host's cache; None: compile here
     compile_cpu_s: float = 0.0  # the compile's limits, from the host's registry (0: the runner's)
     compile_memory_mb: int = 0
+    compile_files: Files = ()  # headers the source includes, written next to it for the compile (testlib.h)
 
     def to_message(self, job_id: int) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -238,10 +247,12 @@ class Job:
                 "output_limit_bytes": self.limits.output_limit_bytes,
             },
             # The tests' code is not in the frame: it follows it (see `judge_bytes` in container.py).
-            "tests": [{"kind": t.kind, "stdin": t.stdin, "args_json": t.args_json} for t in self.tests],
+            "tests": [_test_out(t) for t in self.tests],
         }
         if self.artefact is not None:
             message["artefact"] = _files_out(self.artefact)
+        if self.compile_files:
+            message["compile_files"] = _files_out(self.compile_files)
         return message
 
     @classmethod
@@ -257,12 +268,29 @@ class Job:
             artefact=_files_in(message["artefact"]) if message.get("artefact") is not None else None,
             compile_cpu_s=float(message.get("compile_limits", (0, 0))[0]),
             compile_memory_mb=int(message.get("compile_limits", (0, 0))[1]),
+            compile_files=_files_in(message.get("compile_files") or {}),
             limits=JobLimits(float(limits["time_limit_s"]), int(limits["memory_limit_mb"]), int(limits["output_limit_bytes"])),
             tests=tuple(
-                JobTest(str(t["kind"]), str(t.get("code", "")), str(t.get("stdin", "")), str(t.get("args_json", "[]")))
+                JobTest(
+                    str(t["kind"]),
+                    str(t.get("code", "")),
+                    str(t.get("stdin", "")),
+                    str(t.get("args_json", "[]")),
+                    tuple(str(a) for a in t.get("args", ())),
+                    _files_in(t.get("files") or {}),
+                )
                 for t in message["tests"]
             ),
         )
+
+
+def _test_out(test: JobTest) -> dict[str, Any]:
+    message: dict[str, Any] = {"kind": test.kind, "stdin": test.stdin, "args_json": test.args_json}
+    if test.args:
+        message["args"] = list(test.args)
+    if test.files:
+        message["files"] = _files_out(test.files)
+    return message
 
 
 # -- the result ------------------------------------------------------------------------------
@@ -282,6 +310,9 @@ class TestReport:
     cpu_time_s: float = 0.0
     detail: str = ""
     detail_ref: tuple[int, int] | None = None  # (offset, length) in the result's details (the judge's texts)
+    # An io test's process that exited with a status other than 0 by itself (not a signal, nor
+    # an exception a Python program did not catch): that status. A checker's verdict.
+    exit_code: int | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"wall_time_s": round(self.wall_time_s, 6), "cpu_time_s": round(self.cpu_time_s, 6)}
@@ -290,6 +321,8 @@ class TestReport:
             message["detail"] = self.detail
             if self.detail_ref is not None:
                 message["detail_ref"] = list(self.detail_ref)
+            if self.exit_code is not None:
+                message["exit_code"] = self.exit_code
         else:
             message["output"] = self.output
         return message
@@ -304,7 +337,8 @@ class TestReport:
         if isinstance(ref, list) and len(ref) == 2:
             offset, length = int(ref[0]), int(ref[1])
             detail = details[offset : offset + length].decode("utf-8", errors="replace") or detail
-        return cls(Verdict(message["verdict"]), None, wall, cpu, detail)
+        code = message.get("exit_code")
+        return cls(Verdict(message["verdict"]), None, wall, cpu, detail, exit_code=code if type(code) is int else None)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ and whether its output passed the cap. Nothing the program writes is read as a v
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -88,7 +89,16 @@ def io_ended(obs: Observed, status: int, oom_killed: bool, stdout: bytes, stderr
     error = _hint(hint)
     if error.get("type") == "MemoryError":
         return report(obs, Verdict.MEMORY_LIMIT, _error_text(error))
-    return report(obs, Verdict.RUNTIME_ERROR, _error_text(error) or exit_detail(status, stderr))
+    if error:
+        return report(obs, Verdict.RUNTIME_ERROR, _error_text(error))
+    return _exited(report(obs, Verdict.RUNTIME_ERROR, exit_detail(status, stderr)), status)
+
+
+def _exited(test: TestReport, status: int) -> TestReport:
+    """A RUNTIME_ERROR from an exit status the process chose, with that status attached."""
+    if test.verdict is Verdict.RUNTIME_ERROR and os.WIFEXITED(status):
+        return dataclasses.replace(test, exit_code=os.WEXITSTATUS(status))
+    return test
 
 
 def command_ended(
@@ -118,7 +128,7 @@ def command_ended(
         return report(obs, Verdict.MEMORY_LIMIT, "out of memory: " + exit_detail(status, stderr))
     if os.WIFSIGNALED(status):
         return process_ended(obs, status, oom_killed, stderr)
-    return report(obs, Verdict.RUNTIME_ERROR, exit_detail(status, stderr))
+    return _exited(report(obs, Verdict.RUNTIME_ERROR, exit_detail(status, stderr)), status)
 
 
 def _exec_hint(hint: bytes, key: str) -> str:
