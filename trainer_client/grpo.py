@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from .config import LossAggregation, PolicyLoss, StdScaling  # the config's choices; config.py stays free of torch
+from .distributed import SINGLE, World
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class Advantages:
         return float(self.zero_std.float().mean()) if self.zero_std.numel() else 0.0
 
 
-def group_advantages(rewards: Tensor, std_scaling: StdScaling = "group", eps: float = 1e-4) -> Advantages:
+def group_advantages(rewards: Tensor, std_scaling: StdScaling = "group", eps: float = 1e-4, world: World = SINGLE) -> Advantages:
     """A = (R - mean_group R) / std, population std, per group of G completions.
 
     `rewards` is [B, G] with NaN for masked rewards. Worked example: R = (1, 1, 1, 0) gives
-    mean 0.75, std 0.433, A = (+0.577, +0.577, +0.577, -1.732).
+    mean 0.75, std 0.433, A = (+0.577, +0.577, +0.577, -1.732). With several ranks (`world`),
+    each holds whole groups; the "batch" std is the global batch's.
     """
     present = ~torch.isnan(rewards)
     filled = torch.where(present, rewards, torch.zeros_like(rewards))
@@ -65,11 +67,22 @@ def group_advantages(rewards: Tensor, std_scaling: StdScaling = "group", eps: fl
     if std_scaling == "group":
         scale = group_std
     elif std_scaling == "batch":
-        scale = rewards[present].std(unbiased=False).reshape(1, 1) if present.any() else torch.ones(1, 1)
+        scale = _global_std(rewards[present], world).reshape(1, 1)
     else:
         scale = torch.ones_like(group_std)
     values = torch.where(valid, centred / scale.clamp(min=eps), torch.zeros_like(rewards))
     return Advantages(values=values, valid=valid, zero_std=zero_std)
+
+
+def _global_std(values: Tensor, world: World) -> Tensor:
+    """Population std of the values of every rank (two passes in float64: the mean, then the
+    deviations), computed the same way for one rank as for several."""
+    total, count = world.sum_floats(float(values.double().sum()), float(values.numel()))
+    if count == 0:
+        return torch.ones(())
+    mean = total / count
+    (squares,) = world.sum_floats(float((values.double() - mean).pow(2).sum()))
+    return torch.tensor((squares / count) ** 0.5, dtype=values.dtype)
 
 
 def k3_kl(logp: Tensor, ref_logp: Tensor) -> Tensor:

@@ -10,6 +10,10 @@ log-probabilities (`Batch.sampler_logprobs`); `grpo.py` has the math and its sou
 The reported kl and clip ratios are token means within each micro-batch, accumulated with the
 same shares as the loss.
 
+With several ranks (`distributed.World`), each holds its share of the rows: the normaliser is
+the sum over the ranks, and the gradients are summed over them before clipping and each
+optimizer step, so every rank takes the step one process would take on the whole batch.
+
 Departure from TRL's GRPOTrainer, on purpose: no old-policy forward pass when μ = 1: the ratio
 is exactly 1 in value and its gradient is that of log π, so `old_logp = logp.detach()` is the
 same computation, one forward cheaper.
@@ -26,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .config import LossAggregation, TrainConfig
+from .distributed import SINGLE, World
 from .grpo import grpo_loss, sequence_importance_weights
 from .policy import Batch, logprobs_no_grad, micro_batches, token_logprobs
 
@@ -106,18 +111,20 @@ def grpo_update(
     ref_model: Any | None,
     config: TrainConfig,
     device: str,
+    world: World = SINGLE,
 ) -> UpdateResult:
-    """μ = updates_per_batch optimizer steps on the rows of `batch` in `keep` (not empty: a
-    step without a signal is NO_UPDATE); `advantages` is [N], one per row of `batch`. The
-    reference model's log-probabilities enter the loss when `ref_model` is given (β > 0)."""
-    if keep.numel() == 0:
+    """μ = updates_per_batch optimizer steps on the rows of `batch` in `keep`; `advantages` is
+    [N], one per row of `batch`. The reference model's log-probabilities enter the loss when
+    `ref_model` is given (β > 0). `keep` may be empty on a rank only when another rank has rows
+    (a step without a signal anywhere is NO_UPDATE)."""
+    if world.size == 1 and keep.numel() == 0:
         raise ValueError("grpo_update needs at least one row in keep; a step without a signal is NO_UPDATE")
-    parts_rows = micro_batches(batch, keep, config.micro_batch_tokens, config.grad_accumulation)
+    parts_rows = micro_batches(batch, keep, config.micro_batch_tokens, config.grad_accumulation) if keep.numel() else []
     micro = [(batch.rows(rows).to(device), advantages[rows].to(device)) for rows in parts_rows]
     is_weights: list[Tensor | None] = [None] * len(micro)
     ratios: list[Tensor] = []
     weights = [micro_batch_weight(config.loss_aggregation, mb) for mb, _ in micro]
-    total = sum(weights)
+    (total,) = world.sum_floats(sum(weights))
     old = [logprobs_no_grad(model, mb, config.temperature) for mb, _ in micro] if config.updates_per_batch > 1 else None
     ref = [logprobs_no_grad(ref_model, mb, config.temperature) for mb, _ in micro] if ref_model is not None else None
     sums: dict[str, float] = defaultdict(float)
@@ -158,11 +165,14 @@ def grpo_update(
                 mask = mb.completion_mask
                 sums["entropy_sum"] += float((stats.entropy * mask).sum())
                 sums["entropy_tokens"] += float(mask.sum())
+        world.all_reduce_grads(list(model.parameters()))
         limit = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
         optimizer.step()
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    names = ("loss", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "entropy_sum", "entropy_tokens")
+    sums = dict(zip(names, world.sum_floats(*(sums[name] for name in names))))
     return UpdateResult(
         loss=sums["loss"],
         grad_norm=grad_norm,
@@ -170,5 +180,18 @@ def grpo_update(
         clip_ratio_low=sums["clip_ratio/low_mean"],
         clip_ratio_high=sums["clip_ratio/high_mean"],
         entropy=sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
-        importance_sampling=ImportanceSampling.of(torch.cat(ratios), config.vllm_importance_sampling_cap) if ratios else None,
+        importance_sampling=_importance_sampling(ratios, config.vllm_importance_sampling_cap, world),
     )
+
+
+def _importance_sampling(ratios: list[Tensor], cap: float, world: World) -> ImportanceSampling | None:
+    """Over the rows of every rank (None without the correction)."""
+    local = torch.cat(ratios) if ratios else torch.zeros(0)
+    if world.size == 1:
+        return ImportanceSampling.of(local, cap) if ratios else None
+    total, count, masked = world.sum_floats(float(local.sum()), float(local.numel()), float((local > cap).sum()))
+    if count == 0:
+        return None
+    low = world.extreme(float(local.min()) if local.numel() else math.inf, "min")
+    high = world.extreme(float(local.max()) if local.numel() else -math.inf, "max")
+    return ImportanceSampling(low, total / count, high, masked / count)
