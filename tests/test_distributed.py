@@ -1,12 +1,16 @@
 """Data-parallel GRPO on torch.distributed (gloo, CPU): two ranks, each with half of a step's
 groups, end the update with exactly the weights one process gets from the whole global batch,
 for each loss aggregation and std scaling, with μ = 2, β > 0 and gradient clipping, and when
-one rank holds no row with a signal."""
+one rank holds no row with a signal; and the trainer under torchrun, rank 0 alone writing, its
+checkpoints resumed with another world size."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import socket
+import subprocess
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from trainer_client.distributed import SINGLE, World  # noqa: E402
 from trainer_client.grpo import group_advantages  # noqa: E402
 from trainer_client.policy import make_batch  # noqa: E402
 from trainer_client.sampling import Completion  # noqa: E402
+from trainer_client.trainer import GRPOTrainer  # noqa: E402
 from trainer_client.update import UpdateResult, grpo_update  # noqa: E402
 
 from .helpers import tiny_llama  # noqa: E402
@@ -123,3 +128,57 @@ def test_two_ranks_take_the_step_one_process_takes_on_the_global_batch(two_ranks
 def test_one_rank_shares_and_sums_as_one_process() -> None:
     assert SINGLE.share(range(5)) == [0, 1, 2, 3, 4] and World(1, 2).share(range(5)) == [1, 3]
     assert SINGLE.sum_floats(1.5, 2.0) == [1.5, 2.0] and SINGLE.gather("x") == ["x"] and SINGLE.main
+
+
+# -- the trainer under torchrun ---------------------------------------------------------------------
+
+from . import trainer_fixtures  # noqa: E402
+
+problems_file = trainer_fixtures.problems_file
+reward_server = trainer_fixtures.reward_server
+tiny_model_dir = trainer_fixtures.tiny_model_dir
+
+
+def torchrun(nproc: int, config: dict[str, Any], tmp_path: Path, flag: bool = False) -> subprocess.CompletedProcess[str]:
+    """`torchrun ... -m trainer_client.cli`, or with `flag` `grpo-train --nproc N` (which runs it)."""
+    import sys
+
+    path = tmp_path / f"run-{len(list(tmp_path.glob('run-*.toml')))}.toml"
+    path.write_text("[train]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in config.items()))
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", str(free_port()), "-m", "trainer_client.cli"]
+    command = [str(Path(sys.executable).parent / "grpo-train"), "--nproc", str(nproc)] if flag else launcher
+    command += ["--config", str(path), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.docker
+def test_two_ranks_train_rank_zero_writes_and_checkpoints_resume_in_another_world_size(
+    tiny_model_dir: Path, problems_file: Path, reward_server: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "two"
+    base = dict(
+        model=str(tiny_model_dir), dataset=str(problems_file), eval_dataset=str(problems_file), eval_limit=2,
+        group_size=4, prompts_per_step=2, max_completion_tokens=8, learning_rate=1e-2, max_steps=2, seed=3,
+        device="cpu", sampler="hf", reward_servers=[reward_server], save_every=1, tensorboard=False,
+    )
+    done = torchrun(2, {**base, "output_dir": str(out)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2]  # once each: rank 0 alone logs
+    for record in records[1:]:
+        assert len(record["groups"]) == 2 and record["update_skipped"] == 0  # one group from each rank, in the global metrics
+        assert record["num_tokens"] > 0 and record["grad_norm"] > 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+    assert done.stderr.count("step 2/2") == 1 and done.stderr.count("grpo-train: done") == 1  # rank 0 reports
+
+    # A 2-rank checkpoint goes on in 1 rank, and a 1-rank one in 2 ranks: the same state on every rank.
+    one = tmp_path / "one"
+    single = GRPOTrainer(
+        TrainConfig.from_dict({**base, "output_dir": one, "eval_dataset": "", "max_steps": 3, "resume_from": str(out / "checkpoints/step-000002")}),
+        progress=False,
+    ).train()
+    assert single.steps == 3 and (one / "checkpoints/step-000003").is_dir()
+    back = torchrun(2, {**base, "output_dir": str(tmp_path / "back"), "eval_dataset": "", "max_steps": 4, "resume_from": str(one / "checkpoints/step-000003")}, tmp_path, flag=True)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert [json.loads(line)["step"] for line in (tmp_path / "back" / "metrics.jsonl").read_text().splitlines()] == [4]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +44,14 @@ def train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per step instead)")
     parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel ranks on this machine: runs `torchrun --standalone --nproc-per-node N -m trainer_client.cli` "
+        "with the other arguments (several machines: run torchrun on each, with its rendezvous flags)",
+    )
+    parser.add_argument(
         "--estimate-difficulty",
         action="store_true",
         help="estimate each training problem's pass rate under the starting model (difficulty_samples each), cache it, "
@@ -55,6 +64,18 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The config `grpo-train` runs with: the --config file, then the flags, then --set."""
     return TrainConfig.load(args.config, args.overrides, given_flags(args, TrainConfig))
@@ -62,6 +83,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def train_main(argv: list[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        rest = _without_nproc(sys.argv[1:] if argv is None else argv)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc), "-m", "trainer_client.cli", *rest]
+        os.execv(sys.executable, command)
     try:
         config = train_config(args)
     except (ValueError, OSError) as exc:
@@ -77,7 +102,10 @@ def train_main(argv: list[str] | None = None) -> int:
             report = GRPOTrainer(config, progress=not args.no_progress).estimate_difficulty()
             print(f"grpo-train: {report.kept} of {report.kept + report.below + report.above} problems in the band", file=sys.stderr)
             return 0
-        summary = GRPOTrainer(config, progress=not args.no_progress).train()
+        trainer = GRPOTrainer(config, progress=not args.no_progress)
+        summary = trainer.train()
+        if not trainer.world.main:  # under torchrun, rank 0 reports
+            return 0
     except (DifficultyFilterError, FileNotFoundError) as exc:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 2

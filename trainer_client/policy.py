@@ -66,8 +66,8 @@ class Batch:
 def make_batch(completions: Sequence[Completion], pad_id: int, *, sampler_logprobs: bool = False) -> Batch:
     """Pad prompts on the left and completions on the right into one batch; with
     `sampler_logprobs`, carry each completion's `logprobs` in the completion columns."""
-    prompt_len = max(len(c.prompt_ids) for c in completions)
-    completion_len = max(1, max(len(c.completion_ids) for c in completions))
+    prompt_len = max((len(c.prompt_ids) for c in completions), default=0)  # none: a rank without a kept group
+    completion_len = max(1, max((len(c.completion_ids) for c in completions), default=0))
     n = len(completions)
     input_ids = torch.full((n, prompt_len + completion_len), pad_id, dtype=torch.long)
     attention = torch.zeros((n, prompt_len + completion_len), dtype=torch.long)

@@ -11,6 +11,10 @@ Departures from TRL's GRPOTrainer, on purpose (and one more in `update.py`):
 - Sampling runs with the KV cache even with gradient checkpointing on (the model is put in
   eval mode for generation; checkpointing only acts in training mode).
 - The LM head runs on completion positions only (`logits_to_keep`), see `policy.py`.
+
+Under `torchrun --nproc-per-node N` each rank samples and scores its share of every step's
+prompts (`distributed.py`); the update is the one-process update on the global batch; rank 0
+alone logs, evaluates, plots and checkpoints, and its metrics are the global batch's.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from . import checkpoint as ckpt
 from . import difficulty
 from .config import TrainConfig
 from .data import TrainProblem, load_problems
+from .distributed import World
 from .evaluate import EvalResult, evaluate
 from .grpo import group_advantages
 from .logs import MetricsLog, plot_run
@@ -97,10 +102,11 @@ def problem_at(position: int, count: int, seed: int) -> int:
 
 
 class GRPOTrainer:
-    def __init__(self, config: TrainConfig, *, sampler: Sampler | None = None, progress: bool = True) -> None:
+    def __init__(self, config: TrainConfig, *, sampler: Sampler | None = None, progress: bool = True, world: World | None = None) -> None:
         self.config = config
-        self.progress = progress and sys.stderr.isatty()
         self.device = pick_device(config.device)
+        self.world = world or World.from_env(self.device)
+        self.progress = progress and sys.stderr.isatty() and self.world.main
         self.state = ckpt.TrainState()
         self._custom_sampler = sampler
         self.worker: RewardWorker | None = None
@@ -119,6 +125,9 @@ class GRPOTrainer:
         random.seed(config.seed)
         resume = self._resume_path() if training else None
         self.model, self.tokenizer = load_model(str(resume) if resume else config.model, device=self.device)
+        self.world.broadcast_parameters(self.model)
+        if self.world.rank:  # each rank its own sampling stream (rank 0's is the one-process stream)
+            torch.manual_seed(config.seed + 7919 * self.world.rank)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.train()
@@ -140,20 +149,27 @@ class GRPOTrainer:
         self.problems = load_problems(config.dataset, per_assert=config.reward_mode == "FRACTION")
         if config.train_limit and config.train_limit < len(self.problems):
             self.problems = random.Random(f"{config.seed}-train-limit").sample(self.problems, config.train_limit)
-        self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset and training else []
+        self.eval_problems = load_problems(config.eval_dataset) if config.eval_dataset and training and self.world.main else []
         if config.eval_limit:
             self.eval_problems = self.eval_problems[: config.eval_limit]
         targets = list(config.reward_servers)
-        if not targets:
+        if not targets and self.world.main:
             server = LocalRewardServer(config.output_dir / "reward-server.log", workers=config.local_server_workers or None)
             print("grpo-train: no reward_servers given; starting a local reward server...", file=sys.stderr, flush=True)
             targets = [stack.enter_context(server).target]
+        if not config.reward_servers:  # rank 0's local server, for every rank
+            targets = self.world.broadcast(targets)
+            stack.callback(self.world.barrier)  # it stays up until every rank is done with it
         options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
         self.worker = stack.enter_context(RewardWorker(targets, options))
         if not training:
             return
-        if config.difficulty_band:
-            self.problems, self.difficulty = self._difficulty_filter(resumed=resume is not None)
+        if config.difficulty_band:  # estimated on rank 0, which alone may write the cache
+            self.problems, self.difficulty = self._difficulty_filter(resumed=resume is not None) if self.world.main else (self.problems, None)
+            kept = set(self.world.broadcast([p.id for p in self.problems]))
+            self.problems = [p for p in self.problems if p.id in kept]
+        if not self.world.main:
+            return
         self.log = stack.enter_context(
             MetricsLog(config.output_dir, tensorboard=config.tensorboard, resume_step=self.state.step if resume else None)
         )
@@ -254,7 +270,14 @@ class GRPOTrainer:
         config = self.config
         summary = RunSummary(steps=0, output_dir=config.output_dir)
         with contextlib.ExitStack() as stack:
+            stack.callback(self.world.close)
             self._setup(stack)
+            if not self.world.main:
+                while self.state.step < config.max_steps:  # the same steps, collectives and all; rank 0 writes
+                    self.step()
+                    self.state.step += 1
+                summary.steps = self.state.step
+                return summary
             assert self.log is not None
             bar = _progress(config.max_steps, self.state.step, self.progress)
             stack.callback(bar.close)
@@ -375,21 +398,25 @@ class GRPOTrainer:
         prompts until prompts_per_step groups have reward variance, at most max_tries rounds.
         Returns every round (all of them count in the reported reward) and the groups kept, in
         the order sampled; a round's groups with a signal beyond the missing ones are dropped,
-        as verl's DAPO recipe does."""
-        config = self.config
+        as verl's DAPO recipe does. With several ranks, each samples its share of a round's
+        prompts and keeps its share of the missing groups; the count of groups kept is global,
+        so every rank runs the same rounds."""
+        config, world = self.config, self.world
         rounds: list[_Round] = []
         kept: list[list[Completion]] = []
         rows: list[torch.Tensor] = []
-        while len(kept) < config.prompts_per_step and len(rounds) < config.dynamic_sampling_max_tries:
-            missing = config.prompts_per_step - len(kept)
-            sampled = self._sample_round(
-                self._next_problems(math.ceil(missing * config.dynamic_sampling_oversample)), f"step{step}-try{len(rounds)}"
-            )
+        kept_everywhere = 0
+        while kept_everywhere < config.prompts_per_step and len(rounds) < config.dynamic_sampling_max_tries:
+            missing = config.prompts_per_step - kept_everywhere
+            problems = world.share(self._next_problems(math.ceil(missing * config.dynamic_sampling_oversample)))
+            sampled = self._sample_round(problems, f"step{step}-try{len(rounds)}-rank{world.rank}" if world.size > 1 else f"step{step}-try{len(rounds)}")
             rounds.append(sampled)
             with_signal = (~group_advantages(sampled.rewards, "none").zero_std).nonzero().flatten().tolist()
-            for group in with_signal[:missing]:
+            for group in with_signal[: len(world.share(range(missing)))]:
                 kept.append(sampled.groups[group])
                 rows.append(sampled.rewards[group])
+            (total,) = world.sum_floats(float(len(rows)))
+            kept_everywhere = int(total)
         rewards = torch.stack(rows) if rows else torch.zeros((0, config.group_size))
         return rounds, kept, rewards
 
@@ -398,27 +425,33 @@ class GRPOTrainer:
         assert self.worker is not None
         started = time.perf_counter()
         step = self.state.step
+        world = self.world
         if config.dynamic_sampling:
             rounds, groups, rewards = self._sample_with_signal(step)
         else:
-            rounds = [self._sample_round(self._next_problems(config.prompts_per_step), f"step{step}")]
+            tag = f"step{step}-rank{world.rank}" if world.size > 1 else f"step{step}"
+            rounds = [self._sample_round(world.share(self._next_problems(config.prompts_per_step)), tag)]
             groups, rewards = rounds[0].groups, rounds[0].rewards
         sampled = time.perf_counter()
 
-        # What the user sees is computed over every group sampled, not only those kept.
+        # What the user sees is computed over every group sampled (on every rank), not only those kept.
         every_completion = [c for r in rounds for group in r.groups for c in group]
         every_reward = torch.cat([r.rewards for r in rounds])
-        no_signal = group_advantages(every_reward, config.std_scaling).frac_reward_zero_std
-        metrics = _sample_metrics(every_completion, every_reward, no_signal, [s for r in rounds for s in r.scores])
+        shared = world.gather((every_completion, every_reward, [s for r in rounds for s in r.scores], _group_records(rounds, groups), len(groups)))
+        everywhere = torch.cat([reward for _, reward, _, _, _ in shared])
+        no_signal = group_advantages(everywhere, config.std_scaling).frac_reward_zero_std
+        metrics = _sample_metrics([c for part in shared for c in part[0]], everywhere, no_signal, [s for part in shared for s in part[2]])
         if config.dynamic_sampling:
-            metrics.update(_dynamic_sampling_metrics(len(rounds), len(every_reward), len(groups), config.prompts_per_step))
-        metrics["groups"] = _group_records(rounds, groups)
+            kept_groups = sum(part[4] for part in shared)
+            metrics.update(_dynamic_sampling_metrics(len(rounds), len(everywhere), kept_groups, config.prompts_per_step))
+        metrics["groups"] = [record for part in shared for record in part[3]]
 
         completions = [c for group in groups for c in group]
-        advantages = group_advantages(rewards, config.std_scaling)
+        advantages = group_advantages(rewards, config.std_scaling, world=world)
         keep = advantages.valid.flatten().nonzero().flatten()
         correct = self.uses_vllm and config.vllm_importance_sampling_correction
-        if keep.numel() == 0:
+        (rows_everywhere,) = world.sum_floats(float(keep.numel()))
+        if rows_everywhere == 0:
             update = NO_UPDATE
         else:
             batch = make_batch(completions, self.tokenizer.pad_token_id, sampler_logprobs=correct)
@@ -432,7 +465,8 @@ class GRPOTrainer:
 
         generation_s = sum(r.generation_s for r in rounds)
         new_tokens = sum(len(c.completion_ids) for c in every_completion)
-        self.num_tokens += new_tokens + sum(len(c.prompt_ids) for c in every_completion)
+        tokens, all_new = world.sum_floats(new_tokens + sum(len(c.prompt_ids) for c in every_completion), new_tokens)
+        self.num_tokens += int(tokens)
         metrics.update(update.metrics())
         metrics.update(
             {
@@ -443,7 +477,7 @@ class GRPOTrainer:
                 "time/update": updated - sampled,
                 "time/weight_sync": finished - updated,
                 "time/step": finished - started,
-                "tokens_per_s": new_tokens / max(1e-9, generation_s),
+                "tokens_per_s": all_new / max(1e-9, generation_s),
             }
         )
         return metrics
@@ -460,6 +494,7 @@ class GRPOTrainer:
             ref_model=self.ref_model,
             config=self.config,
             device=self.device,
+            world=self.world,
         )
 
 
