@@ -63,8 +63,8 @@ class BinaryCache:
         return compiled
 
     def put(self, key: Key, compiled: Compiled) -> None:
-        if compiled.size > self.max_bytes or self.max_entries == 0:
-            return  # larger than the whole cache: not kept
+        if compiled.size > self.max_bytes or self.max_entries == 0 or not compiled.cacheable:
+            return  # larger than the whole cache, or a failure the machine had a say in: not kept
         if not compiled.ok and key in self._entries and self._entries[key].ok:
             return  # a compile of this source worked: a failure now was the container's state, not the source's
         old = self._entries.pop(key, None)

@@ -61,6 +61,8 @@ class Said(enum.Enum):
     REJECTED = "rejected"  # a wrong answer, as the checker says
     FAILED = "failed"  # the checker says it failed (testlib's _fail): never the program's fault
     CRASHED = "crashed"  # the checker did not answer (crash, limits, an answer outside its protocol)
+    UNAVAILABLE = "unavailable"  # its sandbox failed (infrastructure: never the program's fault, nor the checker's)
+    SKIPPED = "skipped"  # not run: an earlier test failed and the program's job was fail_fast
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,10 @@ def checker_test(checker: Checker, stdin: str, output: str, answer: str) -> JobT
     return JobTest("io", args=tuple(names[i] for i in ARGUMENTS[checker.protocol]), files=files)
 
 
-def checker_job(checker: Checker, tests: list[JobTest], limits: Limits, artefact: Files | None, headers: Files, compile_limits: tuple[float, int]) -> Job:
+def checker_job(
+    checker: Checker, tests: list[JobTest], limits: Limits, artefact: Files | None, headers: Files, compile_limits: tuple[float, int], fail_fast: bool = False
+) -> Job:
+    """`fail_fast`: the job stops at the first output the checker does not accept (the rest SKIPPED)."""
     return Job(
         program=source(checker),
         tests=tuple(tests),
@@ -91,6 +96,7 @@ def checker_job(checker: Checker, tests: list[JobTest], limits: Limits, artefact
         compile_cpu_s=compile_limits[0],
         compile_memory_mb=compile_limits[1],
         compile_files=headers,
+        fail_fast=fail_fast,
     )
 
 
@@ -114,7 +120,9 @@ def read(protocol: CheckerProtocol, report: TestReport) -> Answer:
         if name:
             return Answer(Said.REJECTED, f"{name}: {message}" if message else name)
     if report.verdict is Verdict.SANDBOX_ERROR:
-        return Answer(Said.CRASHED, f"the checker's sandbox failed: {report.detail}")
+        return Answer(Said.UNAVAILABLE, f"the checker's sandbox failed: {report.detail}")
+    if report.verdict is Verdict.SKIPPED:
+        return Answer(Said.SKIPPED)
     return Answer(Said.CRASHED, f"the checker did not answer ({report.verdict.value}): {report.detail}")
 
 
@@ -133,6 +141,8 @@ class Sanity:
     @property
     def problem(self) -> str:
         """Why the checker cannot be trusted on this test ("" when it can)."""
+        if self.answer.said is Said.UNAVAILABLE:
+            return self.answer.detail
         if self.answer.said is not Said.ACCEPTED:
             return f"the checker does not accept the expected answer ({self.answer.said.value}): {self.answer.detail}"
         if self.empty is not None and self.empty.said is Said.ACCEPTED:
@@ -143,7 +153,7 @@ class Sanity:
     def keep(self) -> bool:
         """Kept unless the checker did not answer on the expected answer: a crash or a limit may
         have been the machine's. (On an empty output, not answering is as good as rejecting.)"""
-        return self.answer.said is not Said.CRASHED
+        return self.answer.said not in (Said.CRASHED, Said.UNAVAILABLE) and (self.empty is None or self.empty.said is not Said.UNAVAILABLE)
 
 
 def settle(answer: Answer, sanity: Sanity) -> tuple[Verdict, str]:
@@ -153,6 +163,10 @@ def settle(answer: Answer, sanity: Sanity) -> tuple[Verdict, str]:
         return Verdict.SANDBOX_ERROR, sanity.problem[:4096]
     if answer.said is Said.ACCEPTED:
         return Verdict.PASSED, ""
+    if answer.said is Said.UNAVAILABLE:
+        return Verdict.SANDBOX_ERROR, answer.detail[:4096]
+    if answer.said is Said.SKIPPED:
+        return Verdict.SKIPPED, ""
     if answer.said is Said.REJECTED:
         return Verdict.FAILED, answer.detail[:4096]
     return Verdict.FAILED, f"the checker could not judge this output: {answer.detail}"[:4096]

@@ -56,7 +56,8 @@ def report(verdict: Verdict | None, output: str | None = None, detail: str = "",
         (report(Verdict.RUNTIME_ERROR, detail="exited with status 42", exit_code=42), Said.CRASHED),
         (report(Verdict.RUNTIME_ERROR, detail="ValueError: invalid literal"), Said.CRASHED),  # an exception: no exit code
         (report(Verdict.TIMEOUT, detail="CPU time limit exceeded"), Said.CRASHED),
-        (report(Verdict.SANDBOX_ERROR, detail="container died"), Said.CRASHED),
+        (report(Verdict.SANDBOX_ERROR, detail="container died"), Said.UNAVAILABLE),
+        (report(Verdict.SKIPPED), Said.SKIPPED),
     ],
 )
 def test_what_a_testlib_checker_says(test: TestReport, said: Said) -> None:
@@ -99,6 +100,8 @@ TRUSTED = checkers.Sanity(ACCEPTED, REJECTED)
         (REJECTED, checkers.Sanity(Answer(Said.CRASHED, "TIMEOUT"), REJECTED), Verdict.SANDBOX_ERROR),
         (ACCEPTED, checkers.Sanity(Answer(Said.FAILED, "exit 3"), REJECTED), Verdict.SANDBOX_ERROR),
         (ACCEPTED, checkers.Sanity(ACCEPTED, ACCEPTED), Verdict.SANDBOX_ERROR),  # takes anything: a checker of the other protocol
+        (Answer(Said.UNAVAILABLE, "its sandbox failed"), TRUSTED, Verdict.SANDBOX_ERROR),  # infrastructure, never a 0
+        (Answer(Said.SKIPPED), TRUSTED, Verdict.SKIPPED),
     ],
 )
 def test_whose_fault_a_failing_checker_is(answer: Answer, sanity: checkers.Sanity, verdict: Verdict) -> None:
@@ -192,9 +195,13 @@ async def test_a_testlib_checker_accepts_any_right_answer_and_rejects_wrong_ones
 
 @pytest.mark.docker
 async def test_a_program_that_fails_on_its_own_is_never_sent_to_the_checker(metered: tuple[SandboxPool, CollectorRegistry]) -> None:
-    pool, _ = metered
-    result = await pool.run(sums(Checker("python", "import sys\nsys.exit(3)\n")), "raise SystemExit(5)")
-    assert {t.verdict for t in result.tests} == {Verdict.RUNTIME_ERROR}
+    """The checker takes its answer and rejects an empty output, and fails (exit 3) on anything
+    else: had it seen this program's tests, they would be FAILED and counted."""
+    pool, registry = metered
+    fussy = "import sys\nout, ans = (open(p).read() for p in sys.argv[2:4])\nsys.exit(0 if out == ans else 1 if not out else 3)\n"
+    result = await pool.run(sums(Checker("python", fussy)), "raise SystemExit(5)")
+    assert {t.verdict for t in result.tests} == {Verdict.RUNTIME_ERROR}, result
+    assert failures(registry, "failed_on_output") == failures(registry, "untrusted") == 0
 
 
 @pytest.mark.docker
@@ -274,6 +281,46 @@ async def test_output_that_makes_a_sloppy_checker_crash_is_a_wrong_answer_not_a_
         assert "the checker could not judge this output" in result.tests[0].detail
     assert (await pool.run(problem, "n = int(input())\nprint(1, n - 1)")).verdict is Verdict.PASSED
     assert failures(registry, "untrusted") == 0 and failures(registry, "crashed_on_output") == 3 * len(SUMS)
+
+
+@pytest.mark.docker
+async def test_a_test_the_checker_is_broken_on_is_masked_for_every_program(metered: tuple[SandboxPool, CollectorRegistry]) -> None:
+    """Trust is decided per test, whatever a program did: a program that crashes on the broken
+    test is masked as one that prints is, so that printing anything buys nothing."""
+    pool, registry = metered
+    broken_on_10 = TESTLIB_PY.replace("import sys\n", "import sys\nif open(sys.argv[1]).read() == '10\\n':\n    sys.exit(1)\n", 1)
+    problem = sums(Checker("python", broken_on_10))
+    crashing = await pool.run(problem, "n = int(input())\nif n == 10:\n    raise SystemExit(1)\nprint(0, n)")
+    printing = await pool.run(problem, "print(0, 0)")
+    for result in (crashing, printing):
+        assert [t.verdict for t in result.tests][1] is Verdict.SANDBOX_ERROR and result.verdict is Verdict.SANDBOX_ERROR, result
+    assert crashing.tests[0].verdict is Verdict.PASSED and printing.tests[0].verdict is Verdict.FAILED
+
+
+class Jobs(Metrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.jobs = 0
+
+    def job_finished(self, queue_wait_s: float, run_s: float) -> None:
+        super().job_finished(queue_wait_s, run_s)
+        self.jobs += 1
+
+
+@pytest.mark.docker
+async def test_a_groups_programs_share_one_set_of_probes(fast_config: SandboxConfig, docker_client: docker.DockerClient) -> None:
+    listener = Jobs(CollectorRegistry())
+    async with SandboxPool(fast_config, client=docker_client, listener=listener) as pool:
+        results = await asyncio.gather(*(pool.run(sums(Checker("python", TESTLIB_PY)), SUM_PY) for _ in range(4)))
+    assert all(r.verdict is Verdict.PASSED for r in results)
+    assert listener.jobs == 4 + 1 + 4  # the programs, one probe job for all of them, the checks of their outputs
+
+
+@pytest.mark.docker
+async def test_fail_fast_stops_the_checker_at_the_first_rejected_output(metered: tuple[SandboxPool, CollectorRegistry]) -> None:
+    pool, _ = metered
+    result = await pool.run(sums(Checker("python", TESTLIB_PY)), SUM_WRONG_PY, fail_fast=True)
+    assert [t.verdict for t in result.tests] == [Verdict.FAILED, Verdict.SKIPPED, Verdict.SKIPPED], result
 
 
 @pytest.mark.docker

@@ -101,6 +101,68 @@ def test_k8s_every_selector_matches_the_pods() -> None:
     assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
+TRAINER = K8S / "trainer"
+
+
+def trainer_documents() -> list[dict[str, Any]]:
+    return [d for path in sorted(TRAINER.glob("*.yaml")) if path.name != "kustomization.yaml" for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_k8s_trainer_job_pods_and_config_pass_the_api_schema() -> None:
+    """The PyTorchJob is Kubeflow's resource (no schema here): each replica's pod template is
+    checked as a core PodTemplate, the rest by hand against the training operator's contract."""
+    docs = {d["kind"]: d for d in trainer_documents()}
+    assert sorted(docs) == ["ConfigMap", "PersistentVolumeClaim", "PyTorchJob"]
+    for kind in ("ConfigMap", "PersistentVolumeClaim"):
+        kubernetes_validate.validate(docs[kind], K8S_VERSION, strict=True)
+    job = docs["PyTorchJob"]
+    assert job["apiVersion"] == "kubeflow.org/v1" and set(job["spec"]["pytorchReplicaSpecs"]) == {"Master", "Worker"}
+    for role, replica in job["spec"]["pytorchReplicaSpecs"].items():
+        template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": role.lower(), "namespace": "codereward"}, "template": replica["template"]}
+        kubernetes_validate.validate(template, K8S_VERSION, strict=True)
+        container = replica["template"]["spec"]["containers"][0]
+        assert container["name"] == "pytorch" and replica["restartPolicy"] in ("OnFailure", "ExitCode")
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == job["spec"]["nprocPerNode"]  # a rank per GPU
+        args = container["args"]
+        assert args[args.index("-m") + 1] == "trainer_client.cli" and "--nproc-per-node=$(PET_NPROC_PER_NODE)" in args
+    kustomization = yaml.safe_load((TRAINER / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in TRAINER.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_k8s_trainer_config_is_a_train_config_that_reaches_the_reward_servers(tmp_path: Path) -> None:
+    from trainer_client.config import TrainConfig
+
+    docs = {d["kind"]: d for d in trainer_documents()}
+    (tmp_path / "train.toml").write_text(docs["ConfigMap"]["data"]["train.toml"])
+    config = TrainConfig.load(tmp_path / "train.toml", [], {})
+    service = k8s("Service")
+    grpc_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert config.reward_servers == (f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{grpc_port}",)
+    job_pod = docs["PyTorchJob"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in job_pod["containers"][0]["volumeMounts"]}
+    assert str(config.output_dir).startswith(mounts["runs"] + "/") and config.resume_from == "latest"
+    claim = next(v for v in job_pod["volumes"] if v["name"] == "runs")["persistentVolumeClaim"]["claimName"]
+    assert claim == docs["PersistentVolumeClaim"]["metadata"]["name"] and docs["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    token = next(e for e in job_pod["containers"][0]["env"] if e["name"] == "CODEREWARD_TOKEN")["valueFrom"]["secretKeyRef"]["name"]
+    assert token == "codereward-server"  # the servers' Secret (deploy/README.md)
+    admitted = k8s("NetworkPolicy")["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    labels = docs["PyTorchJob"]["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
+    assert admitted.items() <= labels.items()  # the servers' NetworkPolicy lets every rank in
+
+
+def test_trainer_dockerfile_copies_only_what_it_is_allowed_to() -> None:
+    text = (DEPLOY / "Dockerfile.trainer").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0].startswith("ARG BASE_IMAGE=") and lines[1] == "FROM ${BASE_IMAGE}"
+    ignore = (DEPLOY / "Dockerfile.trainer.dockerignore").read_text().split()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    for line in lines:
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists() and source.rstrip("/") in allowed, source
+    assert 'ENTRYPOINT ["torchrun"]' in lines and any('".[trainer,vllm-gpu]"' in line for line in lines)
+
+
 def test_k8s_services_are_headless_for_client_side_round_robin() -> None:
     grpc_service = k8s("Service")["spec"]
     assert grpc_service["clusterIP"] == "None"  # DNS gives every pod: dns:/// + round_robin

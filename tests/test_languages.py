@@ -119,6 +119,12 @@ def test_the_binary_cache_is_keyed_by_language_source_and_flags_and_bounded() ->
     failed = Compiled(False, detail="main.cpp:1: error")
     cache.put(("cpp", "bad", ""), failed)
     assert cache.get(("cpp", "bad", "")) is failed
+    cache.put(("cpp", "b", ""), failed)  # a source that compiled once keeps its binary
+    assert cache.get(("cpp", "b", "")) is ok
+    cache.put(("cpp", "slow", ""), Compiled(False, detail="the compiler ran past its wall-clock limit", cacheable=False))
+    assert cache.get(("cpp", "slow", "")) is None  # the machine had a say: tried again next time
+    cpp_checker = cache_key(cpp, "x", (("testlib.h", b"#pragma once"),))
+    assert cpp_checker != cache_key(cpp, "x") and cpp_checker != cache_key(cpp, "x", (("testlib.h", b"// other"),))
 
 
 def request(language: str, *tests: pb.TestCase, **problem: Any) -> pb.ScoreRequest:

@@ -45,7 +45,7 @@ class TrainConfig:
         "HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name resolving to several "
         "addresses counts each, resolved again every 30 s). Empty: start a local one for the run.",
     )
-    reward_token: str | None = option(None, "Bearer token for the reward servers.")
+    reward_token: str | None = option(None, "Bearer token for the reward servers; unset: the CODEREWARD_TOKEN environment variable, if set.")
     reward_mode: ScoringMode = option(
         "ALL_OR_NOTHING",
         "Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is then split into one test "

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -71,8 +72,12 @@ DEFAULT_BAND = (0.1, 0.9)
 
 
 def pick_device(name: str) -> str:
+    """`auto`: CUDA when there is a GPU. Under torchrun, `cuda` is this rank's GPU (LOCAL_RANK)."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(name)
     return name
 
 
@@ -160,7 +165,8 @@ class GRPOTrainer:
         if not config.reward_servers:  # rank 0's local server, for every rank
             targets = self.world.broadcast(targets)
             stack.callback(self.world.barrier)  # it stays up until every rank is done with it
-        options = ClientOptions(token=config.reward_token, retry_timeout_s=config.reward_retry_timeout_s)
+        token = config.reward_token or os.environ.get("CODEREWARD_TOKEN")
+        options = ClientOptions(token=token, retry_timeout_s=config.reward_retry_timeout_s)
         self.worker = stack.enter_context(RewardWorker(targets, options))
         if not training:
             return

@@ -541,11 +541,24 @@ class Batch:
 
     def _settle(self, report: TestReport) -> None:
         index = self.tests[self.position][0]
-        self.decided[index] = report
+        self.decided[index] = self._within_job_output(report)
         self.position += 1
         self._begin_clock()  # the next test's clocks start as this one ends
         if self.output_exceeded or (self.job.fail_fast and report.verdict not in (None, Verdict.PASSED)):
             self.stopped = True
+
+    def _within_job_output(self, report: TestReport) -> TestReport:
+        """Outputs past MAX_JOB_OUTPUT_BYTES over the job's tests, in the order they end, are
+        OUTPUT_LIMIT: they all travel in one result frame, whose JSON can be six times their
+        size, and a runner that ran out of memory for it would make a wrong answer SANDBOX_ERROR."""
+        if report.output is None:
+            return report
+        size = len(report.output.encode("utf-8", errors="replace"))
+        if self.runner.job_output + size > MAX_JOB_OUTPUT_BYTES:
+            detail = f"the program's outputs over the job's tests pass {MAX_JOB_OUTPUT_BYTES >> 20} MiB in all"
+            return TestReport(Verdict.OUTPUT_LIMIT, None, report.wall_time_s, report.cpu_time_s, detail)
+        self.runner.job_output += size
+        return report
 
     def _settle_running(self, report: TestReport) -> None:
         if self.position < len(self.tests):
@@ -716,7 +729,6 @@ class Runner:
     def run_job(self, job: Job, fds: tuple[int, int]) -> list[TestReport]:
         make_work_dirs()
         self.compiled = None
-        self.job_output = 0
         language = registry.get(job.language)
         if job.compile_cpu_s > 0 or job.compile_memory_mb > 0:  # the host's limits: its registry decides
             cpu, memory = job.compile_cpu_s or language.compile_cpu_s, job.compile_memory_mb or language.compile_memory_mb
@@ -795,11 +807,15 @@ class Runner:
                     return Compiled(False, str(exc), (), report.cpu_time_s, report.wall_time_s)
                 return Compiled(True, "", files, report.cpu_time_s, report.wall_time_s)
             detail = build.compile_detail(language, report, *batch.captured)
-            return Compiled(False, detail, (), report.cpu_time_s, report.wall_time_s)
+            circumstantial = (report.verdict is Verdict.TIMEOUT and "wall-clock" in report.detail) or (
+                report.verdict is Verdict.MEMORY_LIMIT and "out-of-memory killer" in report.detail
+            )
+            return Compiled(False, detail, (), report.cpu_time_s, report.wall_time_s, cacheable=not circumstantial)
         finally:
             build.remove_compile_dir()
 
     def _run_tests(self, job: Job, codes: dict[str, Any], fds: tuple[int, int]) -> list[TestReport]:
+        self.job_output = 0  # the tests' outputs only (a compile's are not sent)
         results: dict[int, TestReport] = {}
         pending = list(enumerate(job.tests))
         while pending:
@@ -807,7 +823,7 @@ class Runner:
             size = 1 if pending[0][1].kind == "io" else next((i for i, p in enumerate(pending) if p[1].kind == "io"), len(pending))
             batch, rest = pending[:size], pending[size:]
             decided = Batch(self, job, batch, codes, fds).run()
-            results.update(self._within_job_output(decided))
+            results.update(decided)
             pending = [p for p in batch if p[0] not in decided] + rest
             if pending:
                 kill_strays(keep=self._spare_pids())  # what the last batch's program left running
@@ -817,22 +833,6 @@ class Runner:
         for index, _ in pending:
             results[index] = TestReport(Verdict.SKIPPED, None)
         return [results[i] for i in range(len(job.tests))]
-
-    def _within_job_output(self, decided: dict[int, TestReport]) -> dict[int, TestReport]:
-        """Outputs past MAX_JOB_OUTPUT_BYTES over the job's tests, in test order, are
-        OUTPUT_LIMIT: they all travel in one result frame, whose JSON can be six times their
-        size, and a runner that ran out of memory for it would make a wrong answer SANDBOX_ERROR."""
-        for index in sorted(decided):
-            report = decided[index]
-            if report.output is None:
-                continue
-            size = len(report.output.encode("utf-8", errors="replace"))
-            if self.job_output + size > MAX_JOB_OUTPUT_BYTES:
-                detail = f"the program's outputs over the job's tests pass {MAX_JOB_OUTPUT_BYTES >> 20} MiB in all"
-                decided[index] = TestReport(Verdict.OUTPUT_LIMIT, None, report.wall_time_s, report.cpu_time_s, detail)
-            else:
-                self.job_output += size
-        return decided
 
     def _top_up(self, wait: bool = True) -> None:
         """Spares for the next batch. Without `wait`, they are only asked for: the zygote forks

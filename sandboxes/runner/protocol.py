@@ -351,6 +351,9 @@ class Compiled:
     files: Files = ()
     cpu_time_s: float = 0.0
     wall_time_s: float = 0.0
+    # False: it failed on a limit that the machine's state has a say in (the wall clock, the
+    # container's out-of-memory killer), not on the source alone: not cached.
+    cacheable: bool = True
 
     @property
     def size(self) -> int:
@@ -363,6 +366,7 @@ class Compiled:
             "files": _files_out(self.files),
             "cpu_time_s": round(self.cpu_time_s, 6),
             "wall_time_s": round(self.wall_time_s, 6),
+            "cacheable": self.cacheable,
         }
 
     @classmethod
@@ -373,6 +377,7 @@ class Compiled:
             files=_files_in(message.get("files") or {}),
             cpu_time_s=float(message.get("cpu_time_s", 0.0)),
             wall_time_s=float(message.get("wall_time_s", 0.0)),
+            cacheable=bool(message.get("cacheable", True)),
         )
 
 
