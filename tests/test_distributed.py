@@ -79,7 +79,7 @@ def one_step(world: World, aggregation: LossAggregation, scaling: StdScaling, re
     batch = make_batch([rows[g * G + j] for g in groups for j in range(G)], 0)
     keep = advantages.valid.flatten().nonzero().flatten()
     result = grpo_update(
-        batch, advantages.values.flatten(), keep, model=model, optimizer=optimizer, scheduler=scheduler,
+        batch, advantages.values.flatten(), keep, model=world.wrap(model), optimizer=optimizer, scheduler=scheduler,
         ref_model=ref_model, config=config, device="cpu", world=world,
     )
     return torch.cat([p.detach().flatten() for p in model.parameters()]), result

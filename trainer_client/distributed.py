@@ -9,11 +9,12 @@ How the update stays exactly the one-process update (tests/test_distributed.py c
 - The loss normaliser is global: each micro-batch's loss is scaled by its share of the sum
   over all ranks (`update.micro_batch_weight`), so the rank-local gradients add up to the
   gradient of the whole batch.
-- After the micro-batches of an optimizer pass, the gradients are summed over the ranks
-  (`all_reduce_grads`: one all-reduce of one flat buffer, the collective DDP runs) before
-  clipping and the optimizer step, so every rank clips the same norm and takes the same step.
-  A rank without a row with a signal contributes zeros and still steps: DDP's module wrapper
-  would wait for a backward pass that rank never makes.
+- The policy is wrapped in torch's DistributedDataParallel (`World.wrap`): the micro-batches
+  of an optimizer pass run under `no_sync` but the last, whose backward all-reduces the
+  gradients (DDP's buckets, overlapped with the backward). DDP averages over the ranks, so
+  each rank's loss is scaled by the world size: the gradients add up to the whole batch's.
+  Every rank clips the same norm and takes the same step. A rank without a row with a signal
+  runs one backward of a zero loss, so that its all-reduce meets the others'.
 
 Rank 0 alone logs, evaluates, plots and checkpoints; the weights, the optimizer state and the
 data position are the same on every rank, so a checkpoint resumes with any world size.
@@ -21,6 +22,7 @@ data position are the same on every rank, so a checkpoint resumes with any world
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Sequence
@@ -107,29 +109,25 @@ class World:
         if self.size > 1:
             dist.barrier()
 
-    def all_reduce_grads(self, parameters: Sequence[torch.nn.Parameter]) -> None:
-        """Sum every parameter's gradient over the ranks, in one flat buffer; a parameter this
-        rank gave no gradient contributes zeros."""
+    def wrap(self, model: torch.nn.Module) -> Any:
+        """The model the update runs forward and backward through: DDP over the ranks (which
+        also gives every rank rank 0's weights), the model itself for one process."""
         if self.size == 1:
-            return
-        params = [p for p in parameters if p.requires_grad]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in params])  # type: ignore[union-attr]
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        offset = 0
-        for p in params:
-            n = p.numel()
-            p.grad.copy_(flat[offset : offset + n].view_as(p))  # type: ignore[union-attr]
-            offset += n
+            return model
+        from torch.nn.parallel import DistributedDataParallel
 
-    def broadcast_parameters(self, module: torch.nn.Module) -> None:
-        """Rank 0's weights on every rank (they are loaded alike; this makes sure)."""
-        if self.size == 1:
-            return
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
+        device = next(model.parameters()).device
+        # No buffer broadcast: it is a collective in every forward, and ranks run different
+        # numbers of forwards (their micro-batches, the old policy's log-probs). The buffers
+        # (rotary frequencies) are the same everywhere.
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+    @staticmethod
+    def accumulating(model: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """For a backward pass of an optimizer pass: without DDP's all-reduce unless it is the
+        pass's last."""
+        no_sync = getattr(model, "no_sync", None)
+        return contextlib.nullcontext() if last or no_sync is None else no_sync()
 
 
 SINGLE = World()

@@ -130,12 +130,12 @@ class GRPOTrainer:
         random.seed(config.seed)
         resume = self._resume_path() if training else None
         self.model, self.tokenizer = load_model(str(resume) if resume else config.model, device=self.device)
-        self.world.broadcast_parameters(self.model)
         if self.world.rank:  # each rank its own sampling stream (rank 0's is the one-process stream)
             torch.manual_seed(config.seed + 7919 * self.world.rank)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.train()
+        self.trained = self.world.wrap(self.model)  # what the update runs through: DDP over the ranks (rank 0's weights), or the model
         self.ref_model = None
         if training and config.beta > 0:
             self.ref_model, _ = load_model(config.model, device=self.device)
@@ -494,7 +494,7 @@ class GRPOTrainer:
             batch,
             advantages,
             keep,
-            model=self.model,
+            model=self.trained,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             ref_model=self.ref_model,

@@ -10,9 +10,10 @@ log-probabilities (`Batch.sampler_logprobs`); `grpo.py` has the math and its sou
 The reported kl and clip ratios are token means within each micro-batch, accumulated with the
 same shares as the loss.
 
-With several ranks (`distributed.World`), each holds its share of the rows: the normaliser is
-the sum over the ranks, and the gradients are summed over them before clipping and each
-optimizer step, so every rank takes the step one process would take on the whole batch.
+With several ranks (`distributed.World`), each holds its share of the rows and `model` is the
+DDP-wrapped policy: the normaliser is the sum over the ranks, and each pass's last backward
+all-reduces the gradients before clipping and the step, so every rank takes the step one
+process would take on the whole batch.
 
 Departure from TRL's GRPOTrainer, on purpose: no old-policy forward pass when μ = 1: the ratio
 is exactly 1 in value and its gradient is that of log π, so `old_logp = logp.detach()` is the
@@ -131,32 +132,14 @@ def grpo_update(
     grad_norm = 0.0
     for iteration in range(config.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
+        if not micro:  # a rank without a row: its share of the all-reduce is zeros
+            with world.accumulating(model, last=True):
+                (token_logprobs(model, _empty_row(device), config.temperature).logp.sum() * 0.0).backward()
         for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
-            stats = token_logprobs(model, mb, config.temperature, entropy=iteration == 0)
-            old_logp = old[index] if old else stats.logp.detach()
-            if mb.sampler_logprobs is not None and iteration == 0:  # importance weights: fixed for the μ updates of this batch
-                weights_is = sequence_importance_weights(
-                    old_logp, mb.sampler_logprobs, mb.completion_mask, config.vllm_importance_sampling_cap
-                )
-                is_weights[index] = weights_is.weights
-                ratios.append(weights_is.ratio)
-            parts = grpo_loss(
-                stats.logp,
-                old_logp,
-                adv,
-                mb.completion_mask,
-                eps_low=config.epsilon_low,
-                eps_high=config.epsilon_high,
-                beta=config.beta,
-                ref_logp=ref[index] if ref else None,
-                aggregation=config.loss_aggregation,
-                constant=float(config.max_completion_tokens),
-                is_weights=is_weights[index],
-                policy_loss=config.policy_loss,
-                delta=config.delta,
-            )
-            share = weight / total
-            (parts.loss * share).backward()
+            with world.accumulating(model, last=index == len(micro) - 1):
+                stats, parts = _micro_loss(model, mb, adv, index, iteration, old, ref, is_weights, ratios, config)
+                share = weight / total
+                (parts.loss * share * world.size).backward()  # DDP averages over the ranks: this sums
             sums["loss"] += float(parts.loss.detach()) * share / config.updates_per_batch
             sums["kl"] += parts.kl * share / config.updates_per_batch
             sums["clip_ratio/low_mean"] += parts.clip_ratio_low * share / config.updates_per_batch
@@ -165,7 +148,6 @@ def grpo_update(
                 mask = mb.completion_mask
                 sums["entropy_sum"] += float((stats.entropy * mask).sum())
                 sums["entropy_tokens"] += float(mask.sum())
-        world.all_reduce_grads(list(model.parameters()))
         limit = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
         optimizer.step()
@@ -181,6 +163,51 @@ def grpo_update(
         clip_ratio_high=sums["clip_ratio/high_mean"],
         entropy=sums["entropy_sum"] / max(1.0, sums["entropy_tokens"]),
         importance_sampling=_importance_sampling(ratios, config.vllm_importance_sampling_cap, world),
+    )
+
+
+def _micro_loss(
+    model: Any,
+    mb: Batch,
+    adv: Tensor,
+    index: int,
+    iteration: int,
+    old: list[Tensor] | None,
+    ref: list[Tensor] | None,
+    is_weights: list[Tensor | None],
+    ratios: list[Tensor],
+    config: TrainConfig,
+) -> tuple[Any, Any]:
+    """One micro-batch's forward and GRPO loss (its importance weights fixed on the first pass)."""
+    stats = token_logprobs(model, mb, config.temperature, entropy=iteration == 0)
+    old_logp = old[index] if old else stats.logp.detach()
+    if mb.sampler_logprobs is not None and iteration == 0:  # importance weights: fixed for the μ updates of this batch
+        weights_is = sequence_importance_weights(old_logp, mb.sampler_logprobs, mb.completion_mask, config.vllm_importance_sampling_cap)
+        is_weights[index] = weights_is.weights
+        ratios.append(weights_is.ratio)
+    parts = grpo_loss(
+        stats.logp,
+        old_logp,
+        adv,
+        mb.completion_mask,
+        eps_low=config.epsilon_low,
+        eps_high=config.epsilon_high,
+        beta=config.beta,
+        ref_logp=ref[index] if ref else None,
+        aggregation=config.loss_aggregation,
+        constant=float(config.max_completion_tokens),
+        is_weights=is_weights[index],
+        policy_loss=config.policy_loss,
+        delta=config.delta,
+    )
+    return stats, parts
+
+
+def _empty_row(device: str) -> Batch:
+    """One row of two tokens, for a backward of a zero loss."""
+    ids = torch.zeros((1, 2), dtype=torch.long, device=device)
+    return Batch(
+        ids, torch.ones_like(ids), torch.arange(2, device=device).unsqueeze(0), ids[:, 1:].clone(), torch.zeros((1, 1), device=device)
     )
 
 
