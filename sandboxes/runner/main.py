@@ -198,7 +198,6 @@ class Batch:
         self.overload_limit = overload_cap_s(self.cpu_limit)
         self.delays: dict[int, float] = {}  # thread id -> its run-queue delay at the last look (`_waiting_s`)
         self.waited_s = 0.0  # time this test has spent waiting for a CPU, up to the last look
-        self.looked = 0.0  # when the last look was
         self.output_cap = min(job.limits.output_limit_bytes * len(tests), FILE_SIZE_LIMIT - 1)  # a write past the file limit fails
         self.decided: dict[int, TestReport] = {}
         self.position = 0  # the test running now (or next): index into self.tests
@@ -313,7 +312,7 @@ class Batch:
 
     def _begin_clock(self) -> None:
         assert self.program is not None
-        self.began = self.looked = time.monotonic()
+        self.began = time.monotonic()
         self.cpu_at_start = self._program_cpu()
         self.delays = run_delays(self._clocked_pids())
         self.waited_s = 0.0
@@ -326,18 +325,19 @@ class Batch:
 
     def _waiting_s(self) -> float:
         """The time this test has spent waiting for a CPU (run-queue delay), left out of its
-        wall clock. Between two looks, the most that one thread of the program's processes or
-        of the judge waited, no more than the time between them: threads wait at the same
-        time, and a sum over threads would let a program buy wall time with many waiting
-        threads. Summed over the looks, because processes wait one after another too (g++'s
-        driver sleeps while cc1plus, then as, then ld wait their turns): the longest wait of
-        one thread alone would count only one of them. A thread not seen at the last look was
-        born since, so all of its delay is new."""
+        wall clock: at each look, the most that one thread of the program's processes or of the
+        judge waited since the last look (threads wait at the same time, and a sum over threads
+        would let a program buy wall time with many waiting threads), summed over the looks,
+        because processes wait one after another too (g++'s driver sleeps while cc1plus, as and
+        ld wait their turns). The total, not each look, is capped by the real time since the
+        test began: the kernel adds a wait to a thread's counter when the wait ends, so one
+        long wait lands in a single look. A thread not seen at the last look was born since,
+        so all of its delay is new."""
         now = time.monotonic()
         delays = run_delays(self._clocked_pids())
         grown = max((delay - self.delays.get(tid, 0.0) for tid, delay in delays.items()), default=0.0)
-        self.waited_s += min(max(0.0, grown), now - self.looked)
-        self.delays, self.looked = delays, now
+        self.waited_s = min(self.waited_s + max(0.0, grown), now - self.began)
+        self.delays = delays
         return self.waited_s
 
     def _wall_s(self, now: float) -> float:
