@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import checkers, languages
 from .binaries import BinaryCache
-from .runner.protocol import Files, JobTest, TestReport, job_deadline_s, overload_cap_s
+from .runner.protocol import Files, JobTest, TestReport
 from .types import Checker, IoTest, Problem, Verdict
 
 if TYPE_CHECKING:
@@ -116,16 +116,13 @@ class CheckerRuns:
                     return said, (f"the problem's checker does not compile: {cached.detail}", "compile_error")
                 compile_limits = (language.compile_cpu_s, language.compile_memory_mb)
                 job = checkers.checker_job(checker, chunk, limits, cached.files if cached is not None else None, headers, compile_limits, fail_fast)
-                timeout = job_deadline_s(len(chunk), language.test_cpu_s(limits.time_limit_s), self.pool.config.job_grace_s)
-                if language.compiled and cached is None:
-                    timeout += overload_cap_s(language.compile_cpu_s)
-                reply, detail = await self.pool._execute(job, timeout, first=True)
+                reply, detail = await self.pool._execute(job, self.pool.deadline(job, language, compiles=cached is None), first=True)
                 if reply is not None:
                     self.pool._remember_compile(language, code, reply, headers, self.binaries)
             if reply is not None and reply.compiled is not None and not reply.compiled.ok:
                 return said, (f"the problem's checker does not compile: {reply.compiled.detail}", "compile_error")
-            if reply is not None and (reply.error or len(reply.tests) != len(chunk)):
-                detail, reply = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(chunk)} tests'}", None
+            if reply is not None and reply.fault(len(chunk)):
+                detail, reply = reply.fault(len(chunk)), None
             if reply is None:
                 return said, (f"the checker's sandbox failed: {detail}", "sandbox")
             said += [checkers.read(checker.protocol, report) for report in reply.tests]

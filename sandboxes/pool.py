@@ -417,14 +417,11 @@ class SandboxPool:
             if cached is not None and not cached.ok:  # the same source fails to compile the same way
                 return ProgramResult.from_tests(tuple(TestResult(Verdict.COMPILE_ERROR, 0.0, cached.detail) for _ in problem.tests))
             job = build_job(problem, code, limits, fail_fast, artefact=cached.files if cached is not None else None)
-            timeout = job_deadline_s(len(problem.tests), language.test_cpu_s(limits.time_limit_s), self.config.job_grace_s)
-            if language.compiled and cached is None:
-                timeout += overload_cap_s(language.compile_cpu_s)
-            reply, detail = await self._execute(job, timeout)
+            reply, detail = await self._execute(job, self.deadline(job, language, compiles=cached is None))
             if reply is not None:
                 self._remember_compile(language, code, reply)
-        if reply is not None and (reply.error or len(reply.tests) != len(problem.tests)):
-            detail, reply = f"runner error: {reply.error or f'{len(reply.tests)} reports for {len(problem.tests)} tests'}", None
+        if reply is not None and reply.fault(len(problem.tests)):
+            detail, reply = reply.fault(len(problem.tests)), None
         if reply is None:
             self.listener.sandbox_error(detail)
             return ProgramResult.sandbox_error(len(problem.tests), detail)
@@ -434,6 +431,11 @@ class SandboxPool:
         if any(v is Verdict.SANDBOX_ERROR for v, _ in checked.values()):
             self.listener.sandbox_error("the problem's checker failed")
         return result
+
+    def deadline(self, job: Job, language: languages.Language, compiles: bool) -> float:
+        """How long the host waits for a job's reply: its tests' overload caps, and its compile's."""
+        timeout = job_deadline_s(len(job.tests), language.test_cpu_s(job.limits.time_limit_s), self.config.job_grace_s)
+        return timeout + overload_cap_s(language.compile_cpu_s) if language.compiled and compiles else timeout
 
     async def _execute(self, job: Job, timeout: float, first: bool = False) -> tuple[Result | None, str]:
         """Run a job on an idle container, and once more on another if that one dies or goes

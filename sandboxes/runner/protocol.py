@@ -392,6 +392,13 @@ class Result:
     health: dict[str, Any] = field(default_factory=dict)
     compiled: Compiled | None = None  # the compile this job ran, if it ran one
 
+    def fault(self, n_tests: int) -> str:
+        """Why this reply is the runner's fault ("" when it is not): an error, or not one report
+        for each of the job's `n_tests` tests."""
+        if self.error or len(self.tests) != n_tests:
+            return f"runner error: {self.error or f'{len(self.tests)} reports for {n_tests} tests'}"
+        return ""
+
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"type": "result", "id": self.job_id, "health": self.health}
         if self.cancelled:
