@@ -85,7 +85,17 @@ def train_main(argv: list[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         rest = _without_nproc(sys.argv[1:] if argv is None else argv)
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc), "-m", "trainer_client.cli", *rest]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(args.nproc),
+            "-m",
+            "trainer_client.cli",
+            *rest,
+        ]
         os.execv(sys.executable, command)
     try:
         config = train_config(args)

@@ -45,7 +45,9 @@ class TrainConfig:
         "HOST:PORT of reward servers: one stream to each, every group to the least loaded (a name resolving to several "
         "addresses counts each, resolved again every 30 s). Empty: start a local one for the run.",
     )
-    reward_token: str | None = option(None, "Bearer token for the reward servers; unset: the CODEREWARD_TOKEN environment variable, if set.")
+    reward_token: str | None = option(
+        None, "Bearer token for the reward servers; unset: the CODEREWARD_TOKEN environment variable, if set."
+    )
     reward_mode: ScoringMode = option(
         "ALL_OR_NOTHING",
         "Reward per program: 1 if every test passed, or the fraction passed (HumanEval's `check` is then split into one test "
@@ -65,6 +67,18 @@ class TrainConfig:
         "auto",
         "`auto` (vLLM when it is installed, else transformers), `hf` (transformers generate) or `vllm` (vLLM in the trainer's "
         "process, weights synced after every step).",
+    )
+    async_sampling: bool = option(
+        False,
+        "Asynchronous GRPO: a thread samples the next steps from a copy of the policy while the current step trains, at "
+        "most max_staleness optimizer steps behind it; the update weights each completion by π_old/π_behaviour (capped "
+        "like vLLM's, see vllm_importance_sampling_cap). One process, sampler = hf.",
+    )
+    max_staleness: int = option(
+        0,
+        "With async_sampling: how many optimizer steps older than the trained policy the sampling policy may be. 0 samples "
+        "a step only once the previous one has trained (the synchronous run, bit for bit); 1 hides a step's generation "
+        "behind the previous update.",
     )
     # -- vLLM sampler (used only when sampler = "vllm") -------------------------------------------
     vllm_importance_sampling_correction: bool = option(
@@ -183,6 +197,12 @@ class TrainConfig:
             problems.append(
                 f"dynamic_sampling_oversample={self.dynamic_sampling_oversample} must be >= 1 (prompts sampled per missing group)"
             )
+        if self.max_staleness < 0:
+            problems.append(f"max_staleness={self.max_staleness} must be >= 0 (optimizer steps a sample may lag behind)")
+        if self.max_staleness and not self.async_sampling:
+            problems.append(f"max_staleness={self.max_staleness} applies with async_sampling = true (synchronous sampling is never stale)")
+        if self.async_sampling and self.sampler == "vllm":
+            problems.append('async_sampling samples with transformers in a thread; set sampler = "hf" (vLLM in a thread is not supported)')
         if self.dynamic_sampling_max_tries < 1:
             problems.append(f"dynamic_sampling_max_tries={self.dynamic_sampling_max_tries} must be at least 1 (sampling rounds per step)")
         if self.difficulty_band and not (len(self.difficulty_band) == 2 and 0 <= self.difficulty_band[0] <= self.difficulty_band[1] <= 1):
@@ -210,7 +230,15 @@ class TrainConfig:
             problems.append("delta applies to ppo-clip and gspo; cispo clips its weights itself (set delta = 0)")
         if self.beta < 0:
             problems.append(f"beta={self.beta} must be >= 0 (0 disables the KL term)")
-        for name in ("eval_every", "save_every", "eval_limit", "train_limit", "eval_max_completion_tokens", "warmup_steps", "local_server_workers"):
+        for name in (
+            "eval_every",
+            "save_every",
+            "eval_limit",
+            "train_limit",
+            "eval_max_completion_tokens",
+            "warmup_steps",
+            "local_server_workers",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.weight_decay < 0 or self.max_grad_norm < 0 or self.reward_retry_timeout_s < 0:

@@ -15,12 +15,17 @@ Departures from TRL's GRPOTrainer, on purpose (and one more in `update.py`):
 Under `torchrun --nproc-per-node N` each rank samples and scores its share of every step's
 prompts (`distributed.py`); the update is the one-process update on the global batch; rank 0
 alone logs, evaluates, plots and checkpoints, and its metrics are the global batch's.
+
+With `async_sampling`, `_sample_step` runs for the next steps in a thread, from a copy of the
+policy at most `max_staleness` optimizer steps old (`asynchronous.py`); `step` takes its groups
+from there instead of sampling them itself.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
 import json
 import math
 import os
@@ -40,6 +45,7 @@ from reward_api.types import GroupScore
 
 from . import checkpoint as ckpt
 from . import difficulty
+from .asynchronous import AheadSampler
 from .config import TrainConfig
 from .data import TrainProblem, load_problems
 from .distributed import World
@@ -118,6 +124,9 @@ class GRPOTrainer:
         self.log: MetricsLog | None = None
         self.num_tokens = 0
         self.difficulty: difficulty.DifficultyReport | None = None
+        self.ahead: AheadSampler[_Sampled] | None = None
+        self._position = 0
+        """Where sampling is in the training order (ahead of state.data_position with async_sampling)."""
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -171,9 +180,14 @@ class GRPOTrainer:
         if not training:
             return
         if config.difficulty_band:  # estimated on rank 0, which alone may write the cache
-            self.problems, self.difficulty = self._difficulty_filter(resumed=resume is not None) if self.world.main else (self.problems, None)
+            self.problems, self.difficulty = (
+                self._difficulty_filter(resumed=resume is not None) if self.world.main else (self.problems, None)
+            )
             kept = set(self.world.broadcast([p.id for p in self.problems]))
             self.problems = [p for p in self.problems if p.id in kept]
+        self._position = self.state.data_position
+        if config.async_sampling:
+            self._start_ahead(stack)
         if not self.world.main:
             return
         self.log = stack.enter_context(
@@ -239,7 +253,7 @@ class GRPOTrainer:
 
     def _make_sampler(self, resume: Path | None) -> Sampler:
         config = self.config
-        if config.sampler == "vllm" or (config.sampler == "auto" and vllm_available()):
+        if config.sampler == "vllm" or (config.sampler == "auto" and vllm_available() and not config.async_sampling):
             from .vllm_sampler import VLLMSampler
 
             return VLLMSampler(
@@ -371,8 +385,8 @@ class GRPOTrainer:
         """The next `count` problems of the seeded, per-epoch shuffled order."""
         chosen = []
         for _ in range(count):
-            chosen.append(self.problems[problem_at(self.state.data_position, len(self.problems), self.config.seed)])
-            self.state.data_position += 1
+            chosen.append(self.problems[problem_at(self._position, len(self.problems), self.config.seed)])
+            self._position += 1
         return chosen
 
     def _sample_round(self, problems: Sequence[TrainProblem], tag: str) -> _Round:
@@ -396,7 +410,12 @@ class GRPOTrainer:
         scores = [futures[g].result() for g in range(len(groups))]  # RewardUnavailable stops the run, clearly
         rewards = torch.tensor([[math.nan if r.reward is None else r.reward for r in s.results] for s in scores], dtype=torch.float32)
         return _Round(
-            [p.id for p in problems], groups, scores, rewards, generation_s=generated - started, reward_wait_s=time.perf_counter() - generated
+            [p.id for p in problems],
+            groups,
+            scores,
+            rewards,
+            generation_s=generated - started,
+            reward_wait_s=time.perf_counter() - generated,
         )
 
     def _sample_with_signal(self, step: int) -> tuple[list[_Round], list[list[Completion]], torch.Tensor]:
@@ -415,7 +434,9 @@ class GRPOTrainer:
         while kept_everywhere < config.prompts_per_step and len(rounds) < config.dynamic_sampling_max_tries:
             missing = config.prompts_per_step - kept_everywhere
             problems = world.share(self._next_problems(math.ceil(missing * config.dynamic_sampling_oversample)))
-            sampled = self._sample_round(problems, f"step{step}-try{len(rounds)}-rank{world.rank}" if world.size > 1 else f"step{step}-try{len(rounds)}")
+            sampled = self._sample_round(
+                problems, f"step{step}-try{len(rounds)}-rank{world.rank}" if world.size > 1 else f"step{step}-try{len(rounds)}"
+            )
             rounds.append(sampled)
             with_signal = (~group_advantages(sampled.rewards, "none").zero_std).nonzero().flatten().tolist()
             for group in with_signal[: len(world.share(range(missing)))]:
@@ -426,24 +447,59 @@ class GRPOTrainer:
         rewards = torch.stack(rows) if rows else torch.zeros((0, config.group_size))
         return rounds, kept, rewards
 
-    def step(self) -> dict[str, Any]:
-        config = self.config
-        assert self.worker is not None
+    def _start_ahead(self, stack: contextlib.ExitStack) -> None:
+        """async_sampling: the thread that samples the next steps from a copy of the policy."""
+        if self.world.size > 1:
+            raise ValueError("async_sampling runs in one process for now; with several ranks leave it false")
+        if not isinstance(self.sampler, HFSampler):
+            raise ValueError(f'async_sampling needs the transformers sampler (sampler = "hf"), not {type(self.sampler).__name__}')
+        behaviour = copy.deepcopy(self.model).requires_grad_(False)
+        self.sampler = copy.copy(self.sampler)  # the same settings, generating from the behaviour copy
+        self.sampler.model = behaviour
+        self.ahead = stack.enter_context(
+            AheadSampler(
+                self.model,
+                behaviour,
+                self._sample_step,
+                first_step=self.state.step,
+                last_step=self.config.max_steps,
+                max_staleness=self.config.max_staleness,
+            )
+        )
+
+    def _sample_step(self, step: int) -> _Sampled:
+        """The groups of one step: every round sampled, the groups kept and their rewards."""
+        config, world = self.config, self.world
         started = time.perf_counter()
-        step = self.state.step
-        world = self.world
         if config.dynamic_sampling:
             rounds, groups, rewards = self._sample_with_signal(step)
         else:
             tag = f"step{step}-rank{world.rank}" if world.size > 1 else f"step{step}"
             rounds = [self._sample_round(world.share(self._next_problems(config.prompts_per_step)), tag)]
             groups, rewards = rounds[0].groups, rounds[0].rewards
+        return _Sampled(rounds, groups, rewards, self._position, time.perf_counter() - started)
+
+    def step(self) -> dict[str, Any]:
+        config = self.config
+        assert self.worker is not None
+        started = time.perf_counter()
+        step = self.state.step
+        world = self.world
+        if self.ahead is not None:
+            ahead = self.ahead.take(step)
+            this, staleness = ahead.value, ahead.staleness
+        else:
+            this, staleness = self._sample_step(step), 0
+        rounds, groups, rewards = this.rounds, this.groups, this.rewards
+        self.state.data_position = this.position
         sampled = time.perf_counter()
 
         # What the user sees is computed over every group sampled (on every rank), not only those kept.
         every_completion = [c for r in rounds for group in r.groups for c in group]
         every_reward = torch.cat([r.rewards for r in rounds])
-        shared = world.gather((every_completion, every_reward, [s for r in rounds for s in r.scores], _group_records(rounds, groups), len(groups)))
+        shared = world.gather(
+            (every_completion, every_reward, [s for r in rounds for s in r.scores], _group_records(rounds, groups), len(groups))
+        )
         everywhere = torch.cat([reward for _, reward, _, _, _ in shared])
         no_signal = group_advantages(everywhere, config.std_scaling).frac_reward_zero_std
         metrics = _sample_metrics([c for part in shared for c in part[0]], everywhere, no_signal, [s for part in shared for s in part[2]])
@@ -455,7 +511,8 @@ class GRPOTrainer:
         completions = [c for group in groups for c in group]
         advantages = group_advantages(rewards, config.std_scaling, world=world)
         keep = advantages.valid.flatten().nonzero().flatten()
-        correct = self.uses_vllm and config.vllm_importance_sampling_correction
+        # The sampler's log-probs differ from the policy's: vLLM's kernels, or a stale behaviour policy.
+        correct = config.vllm_importance_sampling_correction and (self.uses_vllm or config.max_staleness > 0)
         (rows_everywhere,) = world.sum_floats(float(keep.numel()))
         if rows_everywhere == 0:
             update = NO_UPDATE
@@ -465,7 +522,9 @@ class GRPOTrainer:
         updated = time.perf_counter()
         # vLLM samples from its own copy of the weights: the next step must sample from those just updated.
         sync = getattr(self.sampler, "sync_weights", None)
-        if sync is not None and not update.skipped:
+        if self.ahead is not None:
+            self.ahead.publish(step + 1)
+        elif sync is not None and not update.skipped:
             sync(self.model)
         finished = time.perf_counter()
 
@@ -479,6 +538,7 @@ class GRPOTrainer:
                 "learning_rate": self.scheduler.get_last_lr()[0],
                 "num_tokens": self.num_tokens,
                 "time/generation": generation_s,
+                "time/sampling_wait": sampled - started,
                 "time/reward_wait": sum(r.reward_wait_s for r in rounds),
                 "time/update": updated - sampled,
                 "time/weight_sync": finished - updated,
@@ -486,6 +546,8 @@ class GRPOTrainer:
                 "tokens_per_s": all_new / max(1e-9, generation_s),
             }
         )
+        if config.async_sampling:
+            metrics["async/staleness"] = staleness
         return metrics
 
     def _update(self, batch: Batch, advantages: torch.Tensor, keep: torch.Tensor) -> UpdateResult:
@@ -502,6 +564,19 @@ class GRPOTrainer:
             device=self.device,
             world=self.world,
         )
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    """What one step trains on, as sampled (in the trainer's thread, or ahead of it)."""
+
+    rounds: list[_Round]
+    groups: list[list[Completion]]
+    """The groups kept, in the order sampled."""
+    rewards: torch.Tensor
+    position: int
+    """The training order's position after this step's problems."""
+    sampling_s: float
 
 
 @dataclass(frozen=True)
