@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ def _records(out: Path) -> list[dict]:
 def test_async_with_staleness_zero_is_the_synchronous_run_bit_for_bit(
     tiny_model_dir: Path, problems_file: Path, reward_server: str, tmp_path: Path
 ) -> None:
-    common = dict(reward_servers=(reward_server,), eval_dataset="", max_steps=3, tensorboard=False)
+    common = dict(reward_servers=(reward_server,), eval_dataset="", max_steps=3, tensorboard=False, save_every=1)
     sync = tiny_config(tiny_model_dir, problems_file, tmp_path / "sync", **common)
     asynchronous = tiny_config(tiny_model_dir, problems_file, tmp_path / "async", async_sampling=True, max_staleness=0, **common)
     assert GRPOTrainer(sync, progress=False).train().steps == 3
@@ -150,6 +151,13 @@ def test_async_with_staleness_zero_is_the_synchronous_run_bit_for_bit(
     for x, y in zip(_records(tmp_path / "sync"), _records(tmp_path / "async"), strict=True):
         assert (x["reward"], x["loss"], x["grad_norm"]) == (y["reward"], y["loss"], y["grad_norm"])
         assert y["async/staleness"] == 0
+
+    # Resumed from step 1, the asynchronous run replays steps 2 and 3 bit for bit (the checkpoint's
+    # random state is the one before step 2's sampling, not one from inside it).
+    resumed = replace(asynchronous, output_dir=tmp_path / "resumed", resume_from=str(tmp_path / "async/checkpoints/step-000001"))
+    assert GRPOTrainer(resumed, progress=False).train().steps == 3
+    again = load_file(str(tmp_path / "resumed/checkpoints/step-000003/model.safetensors"))
+    assert all(torch.equal(a[k], again[k]) for k in a)
 
 
 @pytest.mark.docker

@@ -310,10 +310,12 @@ class GRPOTrainer:
                 last = step == config.max_steps
                 if self.eval_problems and (last or (config.eval_every and step % config.eval_every == 0)):
                     metrics.update(self._eval_metrics(step, summary))
-                self.log.log(step, metrics)
-                summary.last_metrics = metrics
                 if last or (config.save_every and step % config.save_every == 0):
                     self.save()
+                if self.ahead is not None:  # after the checkpoint: its random state is the one before the next step's sampling
+                    metrics["time/weight_sync"] = self.ahead.publish(step)
+                self.log.log(step, metrics)
+                summary.last_metrics = metrics
                 bar.update(1)
                 reward = "-" if metrics["reward"] is None else f"{metrics['reward']:.2f}"
                 bar.set_postfix(reward=reward, step_s=f"{metrics['time/step']:.1f}")
@@ -456,6 +458,7 @@ class GRPOTrainer:
         behaviour = copy.deepcopy(self.model).requires_grad_(False)
         self.sampler = copy.copy(self.sampler)  # the same settings, generating from the behaviour copy
         self.sampler.model = behaviour
+        self.sampler.tokenizer = copy.deepcopy(self.tokenizer)  # a fast tokenizer must not be used by two threads at once
         self.ahead = stack.enter_context(
             AheadSampler(
                 self.model,
@@ -522,9 +525,7 @@ class GRPOTrainer:
         updated = time.perf_counter()
         # vLLM samples from its own copy of the weights: the next step must sample from those just updated.
         sync = getattr(self.sampler, "sync_weights", None)
-        if self.ahead is not None:
-            self.ahead.publish(step + 1)
-        elif sync is not None and not update.skipped:
+        if self.ahead is None and sync is not None and not update.skipped:  # async: train() publishes
             sync(self.model)
         finished = time.perf_counter()
 
