@@ -188,3 +188,25 @@ def test_async_with_staleness_one_trains_on_samples_at_most_one_step_stale(
     # a checkpoint records where training is in the data, not where the thread got to
     saved = torch.load(tmp_path / "async/checkpoints/step-000001/trainer_state.pt", weights_only=False)
     assert saved["state"]["data_position"] == config.prompts_per_step
+
+
+def test_tied_weights_are_staged_once_and_reach_both_ends_of_the_copy() -> None:
+    import copy
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(4, 2)
+            self.head = torch.nn.Linear(2, 4, bias=False)
+            self.head.weight = self.embed.weight
+
+    policy = Tied()
+    behaviour = copy.deepcopy(policy)
+    assert behaviour.head.weight is behaviour.embed.weight  # deepcopy keeps the tie
+    with AheadSampler(policy, behaviour, lambda step: behaviour.head.weight.clone(), first_step=0, last_step=2, max_staleness=0) as ahead:
+        assert len(ahead._staged) == 1
+        ahead.take(0)
+        with torch.no_grad():
+            policy.embed.weight.fill_(7.0)
+        ahead.publish(1)
+        assert torch.equal(ahead.take(1).value, torch.full((4, 2), 7.0))

@@ -58,10 +58,14 @@ class AheadSampler(Generic[T]):
     ) -> None:
         if max_staleness < 0:
             raise ValueError(f"max_staleness={max_staleness} must be >= 0")
-        self._live = list(policy.state_dict().values())
-        self._behaviour = list(behaviour.state_dict().values())
-        if [t.shape for t in self._live] != [t.shape for t in self._behaviour]:
+        live, copied = list(policy.state_dict().values()), list(behaviour.state_dict().values())
+        if [t.shape for t in live] != [t.shape for t in copied]:
             raise ValueError("the behaviour model must be a copy of the policy (its state_dict differs)")
+        pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # a tied tensor (embedding and LM head) once: the copy keeps the tie
+        for tensor, copy in zip(live, copied, strict=True):
+            pairs.setdefault(tensor.data_ptr(), (tensor, copy))
+        self._live = [tensor for tensor, _ in pairs.values()]
+        self._behaviour = [copy for _, copy in pairs.values()]
         with torch.no_grad():
             self._staged = [t.detach().clone() for t in self._live]
         self._sample = sample
