@@ -61,7 +61,9 @@ What holds, each with adversarial tests (`tests/test_sandbox_attacks.py`,
   program can make its own threads wait (SCHED_IDLE, pinned to the judge's CPU) and so stretch
   its wall clock, but only up to `OVERLOAD_FACTOR` × its cap in real time, where the test is a
   TIMEOUT: waiting is never taken as proof of an overloaded machine, so a program cannot turn a
-  wrong answer into a masked SANDBOX_ERROR.
+  wrong answer into a masked SANDBOX_ERROR. A container held to a fraction q of a core
+  (`container_cpus`) needs 1/q seconds for each second of CPU, so there that real-time cap is
+  1/q times longer (the runner reads q from its cgroup, the host's job deadline follows).
 - Verdicts are the runner's, from what it sees itself (CPU time, exit status, the OOM
   killer's count, output against the caps) and the judge's report; nothing the program
   writes is read as a verdict. A process that exits, even with status 0, during a test has

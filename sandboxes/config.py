@@ -11,6 +11,7 @@ from .types import Limits
 
 CONTAINER_LABEL = "codereward.sandbox"
 RUNTIMES = ("runc", "runsc")
+MIN_CONTAINER_CPUS = 0.01  # Docker's smallest --cpus: 1 ms of CPU per 100 ms period
 
 
 def _option(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING) -> Any:
@@ -32,7 +33,9 @@ class SandboxConfig:
     jobs_per_container: int = _option(1000, "A sandbox container is replaced after this many jobs, even when it looks healthy.")
     runtime: str = _option("runc", "OCI runtime of the sandboxes: runc (Docker's default), or runsc (gVisor: stronger isolation, slower).")
     container_memory_mb: int = _option(768, "Memory (and memory+swap: no swap) of one container: the runner plus one job.")
-    container_cpus: float = _option(1.0, "CPU quota of one container, in cores.")
+    container_cpus: float = _option(
+        1.0, "CPU quota of one container, in cores (at least 0.01). Under 1, a test's real-time cap grows by 1/container_cpus."
+    )
     pids_limit: int = _option(64, "Processes and threads in one container: what stops a fork bomb.")
     tmpfs_mb: int = _option(64, "Size of /tmp, the only writable place in a container.")
     default_limits: Limits = _option(
@@ -67,6 +70,8 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: need at least 1 warm container")
+        if not self.container_cpus >= MIN_CONTAINER_CPUS:
+            raise ValueError(f"container_cpus={self.container_cpus}: must be at least {MIN_CONTAINER_CPUS} (Docker's smallest CPU quota)")
         if self.jobs_per_container < 1:
             raise ValueError(f"jobs_per_container={self.jobs_per_container}: must be at least 1")
         if self.outage_timeout_s < 0:

@@ -434,8 +434,9 @@ class SandboxPool:
 
     def deadline(self, job: Job, language: languages.Language, compiles: bool) -> float:
         """How long the host waits for a job's reply: its tests' overload caps, and its compile's."""
-        timeout = job_deadline_s(len(job.tests), language.test_cpu_s(job.limits.time_limit_s), self.config.job_grace_s)
-        return timeout + overload_cap_s(language.compile_cpu_s) if language.compiled and compiles else timeout
+        cpus = self.config.container_cpus
+        timeout = job_deadline_s(len(job.tests), language.test_cpu_s(job.limits.time_limit_s), self.config.job_grace_s, cpus)
+        return timeout + overload_cap_s(language.compile_cpu_s, cpus) if language.compiled and compiles else timeout
 
     async def _execute(self, job: Job, timeout: float, first: bool = False) -> tuple[Result | None, str]:
         """Run a job on an idle container, and once more on another if that one dies or goes

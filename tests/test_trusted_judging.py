@@ -519,21 +519,23 @@ async def test_cpu_bound_right_programs_pass_on_an_oversubscribed_machine(sandbo
 
 async def test_time_spent_waiting_for_a_cpu_is_not_on_the_wall_clock(sandbox_image: str, docker_client: docker.DockerClient) -> None:
     """A container held to 5% of a core (the CPU quota throttles it, as a loaded machine would
-    starve it): a program needing 0.15 s of CPU takes ~3 s of real time, past its 2.5 s wall cap,
-    and still passes; one that needs more than the overload cap (3x the wall cap) allows is a
-    TIMEOUT there, never SANDBOX_ERROR (a program can make its own threads wait, so waiting
-    proves nothing about the machine); one that sleeps times out at the wall cap as before."""
-    limits = Limits(time_limit_s=0.5, memory_limit_mb=128, output_limit_bytes=65536)
+    starve it): a program needing 0.15 s of CPU takes ~3 s of real time, past its 2.8 s wall cap,
+    and passes; one needing 0.48 s takes ~10 s, past the 8.4 s that the overload cap (3x the wall
+    cap) allows at a whole core, and passes too, since that cap grows by 1/quota; one past its
+    CPU limit is a TIMEOUT there, never SANDBOX_ERROR; one that sleeps times out at the wall cap."""
+    limits = Limits(time_limit_s=0.6, memory_limit_mb=128, output_limit_bytes=65536)
     config = SandboxConfig(image=sandbox_image, workers=1, container_cpus=0.05, default_limits=limits)
     spin = "import time\ndef work():\n    began = time.process_time()\n    while time.process_time() - began < {}:\n        pass\n    return 42\n"
     p = problem(AssertTest("assert work() == 42"), entry_point="work")
     async with SandboxPool(config, client=docker_client) as pool:
         slow_right = await pool.run(p, spin.format(0.15))
-        starved = await pool.run(p, spin.format(0.45))
+        slower_right = await pool.run(p, spin.format(0.48))
+        too_long = await pool.run(p, spin.format(0.7))
         sleeper = await pool.run(p, "import time\ndef work():\n    time.sleep(30)\n    return 42\n")
     assert slow_right.verdict is Verdict.PASSED, slow_right.tests[0].detail
-    assert starved.verdict is Verdict.TIMEOUT and starved.reward(ScoringMode.FRACTION) == 0.0
-    assert "wall-clock" in starved.tests[0].detail and starved.tests[0].wall_time_s < 2.5
+    assert slower_right.verdict is Verdict.PASSED and slower_right.wall_time_s > 8.4, slower_right
+    assert too_long.verdict is Verdict.TIMEOUT and "CPU" in too_long.tests[0].detail, too_long
+    assert too_long.reward(ScoringMode.FRACTION) == 0.0
     assert sleeper.verdict is Verdict.TIMEOUT and "wall-clock" in sleeper.tests[0].detail
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandboxes.config import SandboxConfig
+from sandboxes.runner.protocol import OVERLOAD_FACTOR, job_deadline_s, overload_cap_s, wall_cap_s
 from sandboxes.types import Limits, ProgramResult, ScoringMode, TestResult, Verdict
 
 P, F, T, S = Verdict.PASSED, Verdict.FAILED, Verdict.TIMEOUT, Verdict.SKIPPED
@@ -43,6 +44,15 @@ def test_config_rejects_bad_combinations() -> None:
         SandboxConfig(runtime="kata")
     with pytest.raises(ValueError, match="raise container_memory_mb"):
         SandboxConfig(container_memory_mb=256)
+    for cpus in (0.0, 0.001, float("nan")):
+        with pytest.raises(ValueError, match=r"container_cpus=.*at least 0.01"):
+            SandboxConfig(container_cpus=cpus)
+
+
+def test_the_real_time_cap_of_a_test_grows_with_a_cpu_quota_under_one_core() -> None:
+    assert overload_cap_s(1.0, 1.0) == overload_cap_s(1.0, 4.0) == OVERLOAD_FACTOR * wall_cap_s(1.0)
+    assert overload_cap_s(1.0, 0.05) == pytest.approx(20 * overload_cap_s(1.0, 1.0))
+    assert job_deadline_s(3, 1.0, 5.0, 0.5) == pytest.approx(3 * (2 * overload_cap_s(1.0, 1.0) + 0.5) + 5.0)
 
 
 def test_limits_resolve_to_defaults_and_respect_caps() -> None:

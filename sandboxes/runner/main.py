@@ -45,6 +45,7 @@ from .process import (
     Spare,
     SpareLost,
     Zygote,
+    cpu_quota,
     fingerprint,
     give_order,
     ipc_objects,
@@ -195,7 +196,7 @@ class Batch:
         self.command: dict[str, Any] | None = codes.get("command")  # a language run by a command (`build.py`)
         self.cpu_limit = job.limits.time_limit_s + (self.command["startup_cpu_s"] if self.command else 0.0)
         self.wall_limit = wall_cap_s(self.cpu_limit)
-        self.overload_limit = overload_cap_s(self.cpu_limit)
+        self.overload_limit = overload_cap_s(self.cpu_limit, runner.cpus)
         self.delays: dict[int, float] = {}  # thread id -> its run-queue delay at the last look (`_waiting_s`)
         self.waited_s = 0.0  # time this test has spent waiting for a CPU, up to the last look
         self.output_cap = min(job.limits.output_limit_bytes * len(tests), FILE_SIZE_LIMIT - 1)  # a write past the file limit fails
@@ -617,6 +618,7 @@ class Runner:
         self.job_id: Any = None
         self.selector = selectors.DefaultSelector()
         self.vsize = vsize()
+        self.cpus = cpu_quota()  # the container's CPU quota, in cores: it stretches the real-time cap (`overload_cap_s`)
         self.oom_kills = oom_kills()
         self.spares: list[Spare] = []
         self.judge: Spare | None = None  # the judge process: it lives on across jobs (see `ready_judge`)

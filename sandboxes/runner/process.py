@@ -252,6 +252,34 @@ def container_cpu() -> float | None:
     return None
 
 
+# The container's CPU quota: cgroup v2 ("QUOTA PERIOD" or "max PERIOD"), then v1 (quota, period).
+_CGROUP_QUOTA_V2 = "/sys/fs/cgroup/cpu.max"
+_CGROUP_QUOTA_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def cpu_quota() -> float:
+    """The cores this container may use (Docker's `--cpus`); 1.0 where it has no quota or the
+    cgroup cannot be read (gVisor): that is the stricter reading of the real-time cap."""
+    try:
+        with open(_CGROUP_QUOTA_V2) as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota, period = (_read_text(path) for path in _CGROUP_QUOTA_V1)
+        except OSError:
+            return 1.0
+    try:
+        cores = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max" (v2) and -1 (v1): no quota
+        return 1.0
+    return cores if cores > 0 else 1.0
+
+
+def _read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
 def own_cpu_seconds(pid: int) -> float:
     """CPU time of one of the runner's own single-threaded processes, itself only (not the
     children it reaped), in nanoseconds' precision where the kernel has schedstat."""

@@ -54,7 +54,8 @@ MAX_FRAME = 256 * 1024 * 1024
 WALL_FACTOR = 3.0
 WALL_SLACK_S = 1.0
 # Real time a test may take while its threads wait for a CPU, as a multiple of its wall cap
-# (then TIMEOUT); the host's deadline for a job (`job_deadline_s`) allows for it.
+# (then TIMEOUT), divided by the container's CPU quota where that is under one core
+# (`overload_cap_s`); the host's deadline for a job (`job_deadline_s`) allows for it.
 OVERLOAD_FACTOR = 3.0
 
 # Output a job's reports may carry, over all its tests (io stdout, call return values): more
@@ -80,13 +81,17 @@ def wall_cap_s(time_limit_s: float) -> float:
     return WALL_FACTOR * time_limit_s + WALL_SLACK_S
 
 
-def overload_cap_s(time_limit_s: float) -> float:
-    return OVERLOAD_FACTOR * wall_cap_s(time_limit_s)
+def overload_cap_s(time_limit_s: float, cpus: float) -> float:
+    """Real time a test may take, waiting included, in a container allowed `cpus` cores. Held
+    to a fraction of a core, a container runs a second of CPU in 1/cpus seconds however idle
+    the machine is, so the cap grows by that much there: the quota the operator chose must not
+    turn a right program into a TIMEOUT (nor a compile into a COMPILE_ERROR)."""
+    return OVERLOAD_FACTOR * wall_cap_s(time_limit_s) / min(1.0, cpus)
 
 
-def job_deadline_s(n_tests: int, time_limit_s: float, grace_s: float) -> float:
+def job_deadline_s(n_tests: int, time_limit_s: float, grace_s: float, cpus: float) -> float:
     """How long the host waits for a job's result before calling its container unresponsive."""
-    return n_tests * (overload_cap_s(time_limit_s) + 0.5) + grace_s
+    return n_tests * (overload_cap_s(time_limit_s, cpus) + 0.5) + grace_s
 
 
 class Verdict(enum.Enum):
