@@ -67,6 +67,18 @@ class SandboxConfig:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
     )
 
+    @property
+    def nano_cpus(self) -> int:
+        """The quota as Docker takes it (`--cpus` in billionths of a core)."""
+        return round(self.container_cpus * 1e9)
+
+    @property
+    def quota_cpus(self) -> float:
+        """The quota the container's cgroup ends up with, which its runner reads: Docker writes
+        NanoCPUs × 100000 / 10⁹ µs per 100 ms period, rounded down. The host's deadline for a
+        job uses this, so that it is never shorter than the runner's cap (`overload_cap_s`)."""
+        return (self.nano_cpus * 100_000 // 1_000_000_000) / 100_000
+
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: need at least 1 warm container")

@@ -95,7 +95,7 @@ def container_options(config: SandboxConfig, image: str) -> dict[str, Any]:
         pids_limit=config.pids_limit * (4 if config.runtime == "runsc" else 1),
         mem_limit=memory,
         memswap_limit=memory,
-        nano_cpus=int(config.container_cpus * 1e9),
+        nano_cpus=config.nano_cpus,
         ulimits=_ulimits(config),
         log_config=LogConfig(type=LogConfig.types.NONE),  # frames are not written to disk
         runtime=config.runtime,

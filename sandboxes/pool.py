@@ -40,7 +40,7 @@ from .compare import compare_json, compare_stdout
 from .config import SandboxConfig
 from .container import Sandbox, SandboxFault, sweep_orphans
 from .image import image_tag
-from .runner.protocol import Compiled, Files, Job, JobLimits, JobTest, Result, TestReport, job_deadline_s, overload_cap_s
+from .runner.protocol import Compiled, Files, Job, JobLimits, JobTest, Result, TestReport, job_deadline_s
 from .types import AssertTest, CallTest, IoTest, Limits, Problem, ProgramResult, TestCase, TestResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -434,9 +434,11 @@ class SandboxPool:
 
     def deadline(self, job: Job, language: languages.Language, compiles: bool) -> float:
         """How long the host waits for a job's reply: its tests' overload caps, and its compile's."""
-        cpus = self.config.container_cpus
+        cpus = self.config.quota_cpus
         timeout = job_deadline_s(len(job.tests), language.test_cpu_s(job.limits.time_limit_s), self.config.job_grace_s, cpus)
-        return timeout + overload_cap_s(language.compile_cpu_s, cpus) if language.compiled and compiles else timeout
+        if language.compiled and compiles:  # the compile is timed as a test is, under its own limit
+            timeout += job_deadline_s(1, language.compile_cpu_s, 0.0, cpus)
+        return timeout
 
     async def _execute(self, job: Job, timeout: float, first: bool = False) -> tuple[Result | None, str]:
         """Run a job on an idle container, and once more on another if that one dies or goes

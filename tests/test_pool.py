@@ -79,12 +79,33 @@ async def test_every_container_is_hardened(pool: SandboxPool, docker_client: doc
         assert host["Privileged"] is False
         assert host["PidsLimit"] == pool.config.pids_limit
         assert host["Memory"] == host["MemorySwap"] == pool.config.container_memory_mb << 20
-        assert host["NanoCpus"] == int(pool.config.container_cpus * 1e9)
+        assert host["NanoCpus"] == pool.config.nano_cpus
         assert host["IpcMode"] == "none"
         assert list(host["Tmpfs"]) == ["/tmp"] and f"size={pool.config.tmpfs_mb}m" in host["Tmpfs"]["/tmp"]
         assert not host["Binds"] and not info["Mounts"]
         assert {u["Name"] for u in host["Ulimits"]} >= {"nofile", "fsize", "core"}
         assert info["Config"]["User"] == "0:0"
+
+
+CGROUP_QUOTA = code("""
+    import os
+    if os.path.exists("/sys/fs/cgroup/cpu.max"):  # cgroup v2
+        print(open("/sys/fs/cgroup/cpu.max").read().strip())
+    else:
+        folder = next(f for f in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct") if os.path.isdir(f))
+        print(open(f"{folder}/cpu.cfs_quota_us").read().strip(), open(f"{folder}/cpu.cfs_period_us").read().strip())
+""")
+
+
+async def test_the_runner_reads_the_quota_the_host_times_jobs_by(sandbox_image: str, docker_client: docker.DockerClient) -> None:
+    """The host's deadline for a job and the runner's real-time cap both grow by 1/quota; the
+    runner reads its quota from the container's cgroup, the host from its config: the two must
+    agree (0.0157 cores is 15699999 nano-CPUs when truncated, not 15700000)."""
+    config = SandboxConfig(image=sandbox_image, workers=1, container_cpus=0.0157)
+    expected = f"{round(config.quota_cpus * 100_000)} 100000\n"  # quota and period, in µs
+    async with SandboxPool(config, client=docker_client) as pool:
+        result = await pool.run(problem(io("", expected)), CGROUP_QUOTA)
+    assert result.verdict is Verdict.PASSED, result.tests[0].detail
 
 
 async def test_the_program_runs_unprivileged_under_its_own_uid(pool: SandboxPool) -> None:

@@ -254,7 +254,7 @@ def container_cpu() -> float | None:
 
 # The container's CPU quota: cgroup v2 ("QUOTA PERIOD" or "max PERIOD"), then v1 (quota, period).
 _CGROUP_QUOTA_V2 = "/sys/fs/cgroup/cpu.max"
-_CGROUP_QUOTA_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+_CGROUP_QUOTA_V1 = ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct")  # folders holding cpu.cfs_quota_us and cpu.cfs_period_us
 
 
 def cpu_quota() -> float:
@@ -264,9 +264,13 @@ def cpu_quota() -> float:
         with open(_CGROUP_QUOTA_V2) as f:
             quota, period = f.read().split()[:2]
     except (OSError, ValueError):
-        try:
-            quota, period = (_read_text(path) for path in _CGROUP_QUOTA_V1)
-        except OSError:
+        for folder in _CGROUP_QUOTA_V1:
+            try:
+                quota, period = _read_text(f"{folder}/cpu.cfs_quota_us"), _read_text(f"{folder}/cpu.cfs_period_us")
+                break
+            except OSError:
+                continue
+        else:
             return 1.0
     try:
         cores = int(quota) / int(period)

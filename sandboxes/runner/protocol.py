@@ -90,8 +90,11 @@ def overload_cap_s(time_limit_s: float, cpus: float) -> float:
 
 
 def job_deadline_s(n_tests: int, time_limit_s: float, grace_s: float, cpus: float) -> float:
-    """How long the host waits for a job's result before calling its container unresponsive."""
-    return n_tests * (overload_cap_s(time_limit_s, cpus) + 0.5) + grace_s
+    """How long the host waits for a job's result before calling its container unresponsive:
+    each test's cap, and slack for the runner's own work around the tests, which runs at the
+    container's quota too (so it grows by 1/cpus as the cap does)."""
+    slow = 1.0 / min(1.0, cpus)
+    return n_tests * (overload_cap_s(time_limit_s, cpus) + 0.5 * slow) + grace_s * slow
 
 
 class Verdict(enum.Enum):
