@@ -34,6 +34,7 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ({"policy_loss": "ppo"}, "policy_loss='ppo': choose one of ppo-clip, gspo, cispo"),
         ({"delta": 1.1, "epsilon_high": 0.28}, "delta=1.1 must be 0 (off) or above 1 + epsilon_high = 1.28"),
         ({"delta": 2.0, "policy_loss": "cispo"}, "cispo clips its weights itself"),
+        ({"parallelism": "zero3"}, "parallelism='zero3': choose one of ddp, fsdp"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(overrides: dict[str, object], message: str) -> None:

@@ -58,8 +58,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    path: Path, *, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, state: TrainState, config: dict[str, Any]
+    path: Path, *, model: Any, tokenizer: Any, optimizer_state: dict[str, Any], scheduler: Any, state: TrainState, config: dict[str, Any]
 ) -> Path:
+    """`optimizer_state`: the whole optimizer's, keyed by parameter index (`Optimizer.state_dict()`;
+    with FSDP, gathered from the shards: `World.full_optimizer_state`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     try:
@@ -68,7 +70,7 @@ def save_checkpoint(
         torch.save(
             {
                 "state": vars(state),
-                "optimizer": optimizer.state_dict(),
+                "optimizer": optimizer_state,
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),
                 "config": config,
@@ -83,12 +85,12 @@ def save_checkpoint(
     return path
 
 
-def load_trainer_state(path: Path, *, optimizer: Any, scheduler: Any) -> tuple[TrainState, dict[str, Any]]:
-    """Restore optimizer, schedule and random generators from `path`; returns the train state
-    and the config the checkpoint was written with. (The weights are loaded by the caller,
-    with from_pretrained on the same folder.)"""
+def load_trainer_state(path: Path, *, scheduler: Any) -> tuple[TrainState, dict[str, Any], dict[str, Any]]:
+    """Restore the schedule and random generators from `path`; returns the train state, the
+    config the checkpoint was written with and the optimizer's state, for the caller to load
+    into its optimizer, sharded or not (`World.load_optimizer_state`). (The weights are loaded
+    by the caller, with from_pretrained on the same folder.)"""
     saved = torch.load(path / STATE_FILE, weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
-    return TrainState(**saved["state"]), saved["config"]
+    return TrainState(**saved["state"]), saved["config"], saved["optimizer"]

@@ -18,6 +18,7 @@ LossAggregation = Literal["sequence-mean", "token-mean", "constant"]
 StdScaling = Literal["group", "batch", "none"]
 PolicyLoss = Literal["ppo-clip", "gspo", "cispo"]
 Schedule = Literal["constant", "linear", "cosine"]
+Parallelism = Literal["ddp", "fsdp"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,12 @@ class TrainConfig:
     )
     std_scaling: StdScaling = option("group", "Advantage scaling: the group's std (GRPO), the batch's, or none (Dr. GRPO).")
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, slower steps.")
+    parallelism: Parallelism = option(
+        "ddp",
+        "With several ranks: `ddp` (every rank holds the whole policy, gradients all-reduced) or `fsdp` (FSDP2's fully_shard: "
+        "the trained weights, gradients and optimizer state are sharded over the ranks, each decoder layer gathered for its "
+        "forward and backward; sampling and evaluation run on a full copy refreshed after every step). One process: the same.",
+    )
     seed: int = option(0, "Seed of torch and Python's random (sampling), of the order of problems and of the end-of-run bootstrap.")
     # -- evaluation and saving ----------------------------------------------------------------
     eval_every: int = option(0, "Held-out greedy pass@1 every N steps (0: only before and after training).")
@@ -261,6 +268,7 @@ class TrainConfig:
             ("policy_loss", PolicyLoss),
             ("std_scaling", StdScaling),
             ("lr_schedule", Schedule),
+            ("parallelism", Parallelism),
             ("reward_mode", ScoringMode),
         ):
             if getattr(self, name) not in typing.get_args(allowed):

@@ -109,11 +109,14 @@ class World:
         if self.size > 1:
             dist.barrier()
 
-    def wrap(self, model: torch.nn.Module) -> Any:
-        """The model the update runs forward and backward through: DDP over the ranks (which
-        also gives every rank rank 0's weights), the model itself for one process."""
+    def wrap(self, model: torch.nn.Module, parallelism: str = "ddp") -> Any:
+        """The model the update runs forward and backward through: the model itself for one
+        process; over several ranks DDP (which also gives every rank rank 0's weights), or with
+        `fsdp` FSDP2's `fully_shard`, in place (`shard`)."""
         if self.size == 1:
             return model
+        if parallelism == "fsdp":
+            return self.shard(model)
         from torch.nn.parallel import DistributedDataParallel
 
         device = next(model.parameters()).device
@@ -121,6 +124,61 @@ class World:
         # numbers of forwards (their micro-batches, the old policy's log-probs). The buffers
         # (rotary frequencies) are the same everywhere.
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+    def shard(self, model: torch.nn.Module) -> Any:
+        """FSDP2 over the ranks: each block the model names unsplittable (transformers'
+        `_no_split_modules`, its decoder layers) is its own unit, gathered for its forward and
+        backward and freed after; the rest (embeddings, final norm, head: a tied head stays with
+        its embedding) is the root's unit. Gradients are reduce-scattered, averaged over the
+        ranks as DDP's are; the optimizer must be made after this, on the sharded parameters.
+        Rank 0's weights go to every rank first (the ranks may have drawn different ones)."""
+        from torch.distributed.fsdp import fully_shard
+
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(tensor, src=0)
+        blocks = set(getattr(model, "_no_split_modules", None) or ())
+        for module in model.modules():
+            if type(module).__name__ in blocks:
+                fully_shard(module)
+        return fully_shard(model)
+
+    @staticmethod
+    def sharded(model: Any) -> bool:
+        """Is `model` FSDP2-sharded? Then every forward and backward is a collective, which
+        every rank must run the same number of times."""
+        from torch.distributed.fsdp import FSDPModule
+
+        return isinstance(model, FSDPModule)
+
+    def full_weights(self, model: Any) -> dict[str, Tensor]:
+        """The whole state dict on every rank (a collective when sharded: all ranks call it)."""
+        if not self.sharded(model):
+            return dict(getattr(model, "module", model).state_dict())  # (DDP's own names start with `module.`)
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return dict(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True)))  # type: ignore[arg-type]  # tensors here
+
+    def full_optimizer_state(self, model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer's state, whole, keyed by parameter index as `optimizer.state_dict()`
+        is, whatever the sharding (a collective when sharded; rank 0 gets it, on the CPU):
+        one checkpoint format for one process, DDP and FSDP, so a run resumes in any of them."""
+        if not self.sharded(model):
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        by_name = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return _by_index(by_name, [name for name, _ in model.named_parameters()]) if self.main else {}  # (the others get none)
+
+    def load_optimizer_state(self, model: Any, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """`full_optimizer_state`'s output into this rank's optimizer (its shard, when sharded)."""
+        if not self.sharded(model):
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        by_name = _by_name(state, [name for name, _ in model.named_parameters()])
+        set_optimizer_state_dict(model, optimizer, by_name, options=StateDictOptions(full_state_dict=True))
 
     @staticmethod
     def accumulating(model: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
@@ -131,3 +189,21 @@ class World:
 
 
 SINGLE = World()
+
+
+def _by_index(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An optimizer state keyed by parameter name (torch.distributed.checkpoint's) keyed by the
+    parameter's index instead, as `Optimizer.state_dict()` is: names are in the order of
+    `named_parameters()`, the order the optimizer was given its parameters in."""
+    index = {name: i for i, name in enumerate(names)}
+    return {
+        "state": {index[name]: value for name, value in state["state"].items()},
+        "param_groups": [{**group, "params": [index[name] for name in group["params"]]} for group in state["param_groups"]],
+    }
+
+
+def _by_name(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {
+        "state": {names[int(i)]: value for i, value in state["state"].items()},
+        "param_groups": [{**group, "params": [names[int(i)] for i in group["params"]]} for group in state["param_groups"]],
+    }

@@ -144,17 +144,24 @@ class GRPOTrainer:
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.train()
-        self.trained = self.world.wrap(self.model)  # what the update runs through: DDP over the ranks (rank 0's weights), or the model
+        # What the update runs through: the model, DDP over the ranks (rank 0's weights), or with
+        # FSDP a sharded copy; self.model then stays whole, for sampling, evaluation and saving,
+        # and takes the trained weights after every step (`_refresh_full_copy`).
+        self.fsdp = config.parallelism == "fsdp" and self.world.size > 1
+        self.trained = self.world.wrap(copy.deepcopy(self.model) if self.fsdp else self.model, config.parallelism)
+        if self.fsdp:
+            self.model.requires_grad_(False)
         self.ref_model = None
         if training and config.beta > 0:
             self.ref_model, _ = load_model(config.model, device=self.device)
             self.ref_model.eval().requires_grad_(False)
         if training:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+            self.optimizer = torch.optim.AdamW(self.trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
             total_updates = config.max_steps * config.updates_per_batch
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, total_updates))
         if resume:
-            self.state, _ = ckpt.load_trainer_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
+            self.state, _, optimizer_state = ckpt.load_trainer_state(resume, scheduler=self.scheduler)
+            self.world.load_optimizer_state(self.trained, self.optimizer, optimizer_state)
             print(f"grpo-train: resumed from {resume} at step {self.state.step}", file=sys.stderr)
         self.sampler: Sampler = self._custom_sampler or self._make_sampler(resume)
         self.uses_vllm = hasattr(self.sampler, "sync_weights")
@@ -296,6 +303,8 @@ class GRPOTrainer:
                 while self.state.step < config.max_steps:  # the same steps, collectives and all; rank 0 writes
                     self.step()
                     self.state.step += 1
+                    if self._saves(self.state.step):
+                        self.save()  # its part of gathering a sharded optimizer's state
                 summary.steps = self.state.step
                 return summary
             assert self.log is not None
@@ -310,7 +319,7 @@ class GRPOTrainer:
                 last = step == config.max_steps
                 if self.eval_problems and (last or (config.eval_every and step % config.eval_every == 0)):
                     metrics.update(self._eval_metrics(step, summary))
-                if last or (config.save_every and step % config.save_every == 0):
+                if self._saves(step):
                     self.save()
                 if self.ahead is not None:  # after the checkpoint: its random state is the one before the next step's sampling
                     metrics["time/weight_sync"] = self.ahead.publish(step)
@@ -370,12 +379,20 @@ class GRPOTrainer:
         )
         return result.pass_at_1
 
-    def save(self) -> Path:
+    def _saves(self, step: int) -> bool:
+        return step == self.config.max_steps or bool(self.config.save_every and step % self.config.save_every == 0)
+
+    def save(self) -> Path | None:
+        """A checkpoint of this step, written by rank 0 (every rank calls this: a sharded
+        optimizer's state is gathered from all of them). None on the other ranks."""
+        optimizer_state = self.world.full_optimizer_state(self.trained, self.optimizer)
+        if not self.world.main:
+            return None
         return ckpt.save_checkpoint(
             ckpt.checkpoint_dir(self.config.output_dir, self.state.step),
             model=self.model,
             tokenizer=self.tokenizer,
-            optimizer=self.optimizer,
+            optimizer_state=optimizer_state,
             scheduler=self.scheduler,
             state=self.state,
             config=self.config.to_dict(),
@@ -523,6 +540,8 @@ class GRPOTrainer:
             batch = make_batch(completions, self.tokenizer.pad_token_id, sampler_logprobs=correct)
             update = self._update(batch, advantages.values.flatten(), keep)
         updated = time.perf_counter()
+        if self.fsdp and not update.skipped:  # the whole copy the samplers use takes the trained weights
+            self.model.load_state_dict(self.world.full_weights(self.trained))
         # vLLM samples from its own copy of the weights: the next step must sample from those just updated.
         sync = getattr(self.sampler, "sync_weights", None)
         if self.ahead is None and sync is not None and not update.skipped:  # async: train() publishes

@@ -11,9 +11,10 @@ The reported kl and clip ratios are token means within each micro-batch, accumul
 same shares as the loss.
 
 With several ranks (`distributed.World`), each holds its share of the rows and `model` is the
-DDP-wrapped policy: the normaliser is the sum over the ranks, and each pass's last backward
-all-reduces the gradients before clipping and the step, so every rank takes the step one
-process would take on the whole batch.
+DDP-wrapped or FSDP-sharded policy: the normaliser is the sum over the ranks, and the gradients
+are reduced over the ranks (DDP: in each pass's last backward; FSDP: in every backward, into
+the shards) before clipping and the step, so every rank takes the step one process would take
+on the whole batch.
 
 Departure from TRL's GRPOTrainer, on purpose: no old-policy forward pass when μ = 1: the ratio
 is exactly 1 in value and its gradient is that of log π, so `old_logp = logp.detach()` is the
@@ -126,14 +127,23 @@ def grpo_update(
     ratios: list[Tensor] = []
     weights = [micro_batch_weight(config.loss_aggregation, mb) for mb, _ in micro]
     (total,) = world.sum_floats(sum(weights))
-    old = [logprobs_no_grad(model, mb, config.temperature) for mb, _ in micro] if config.updates_per_batch > 1 else None
+    # Ranks must meet in their collectives: DDP's one all-reduce per pass (a rank without a row
+    # runs one backward of a zero loss), or with FSDP every forward and backward (the ranks
+    # with fewer micro-batches run zero-loss ones until all have run as many).
+    lockstep = world.size > 1 and world.sharded(model)
+    fillers = int(world.extreme(float(len(micro)), "max")) - len(micro) if lockstep else int(not micro)
+    old = None
+    if config.updates_per_batch > 1:
+        old = [logprobs_no_grad(model, mb, config.temperature) for mb, _ in micro]
+        for _ in range(fillers if lockstep else 0):
+            logprobs_no_grad(model, _empty_row(device), config.temperature)
     ref = [logprobs_no_grad(ref_model, mb, config.temperature) for mb, _ in micro] if ref_model is not None else None
     sums: dict[str, float] = defaultdict(float)
     grad_norm = 0.0
     for iteration in range(config.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
-        if not micro:  # a rank without a row: its share of the all-reduce is zeros
-            with world.accumulating(model, last=True):
+        for _ in range(fillers):  # this rank's share of the gradient reduction is zeros
+            with world.accumulating(model, last=not micro):
                 (token_logprobs(model, _empty_row(device), config.temperature).logp.sum() * 0.0).backward()
         for index, ((mb, adv), weight) in enumerate(zip(micro, weights)):
             with world.accumulating(model, last=index == len(micro) - 1):
