@@ -34,6 +34,7 @@ G = 3
 REWARDS = {  # [groups, G]: groups 0 and 2 go to rank 0, 1 and 3 to rank 1
     "signal on both ranks": [[1.0, 0.0, 0.0], [0.5, 0.5, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.5]],
     "no signal on rank 1": [[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+    "fewer rows on rank 1": [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.5, 0.5, 0.5]],  # so fewer micro-batches
 }
 PARALLELISMS = ("ddp", "fsdp")
 CASES = [
@@ -61,7 +62,10 @@ def one_step(
     torch.manual_seed(0)
     model = tiny_llama(64, tie_word_embeddings=tied)
     names = [name for name, _ in model.named_parameters()]
+    total = sum(p.numel() for p in model.parameters())
     trained = world.wrap(model, parallelism)  # FSDP shards it in place: the optimizer takes the shards
+    if parallelism == "fsdp" and world.size > 1:  # each rank holds about its half of the weights
+        assert world.sharded(trained) and sum(p.to_local().numel() for p in trained.parameters()) <= 0.55 * total
     torch.manual_seed(1)
     ref_model = tiny_llama(64).requires_grad_(False)
     config = TrainConfig(

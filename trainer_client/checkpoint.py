@@ -90,7 +90,7 @@ def load_trainer_state(path: Path, *, scheduler: Any) -> tuple[TrainState, dict[
     config the checkpoint was written with and the optimizer's state, for the caller to load
     into its optimizer, sharded or not (`World.load_optimizer_state`). (The weights are loaded
     by the caller, with from_pretrained on the same folder.)"""
-    saved = torch.load(path / STATE_FILE, weights_only=False)
+    saved = torch.load(path / STATE_FILE, weights_only=False, map_location="cpu")  # the optimizer takes it to its parameters' device
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     return TrainState(**saved["state"]), saved["config"], saved["optimizer"]

@@ -16,8 +16,13 @@ How the update stays exactly the one-process update (tests/test_distributed.py c
   Every rank clips the same norm and takes the same step. A rank without a row with a signal
   runs one backward of a zero loss, so that its all-reduce meets the others'.
 
-Rank 0 alone logs, evaluates, plots and checkpoints; the weights, the optimizer state and the
-data position are the same on every rank, so a checkpoint resumes with any world size.
+With `parallelism = "fsdp"` the trained weights, their gradients and the optimizer state are
+sharded over the ranks instead (FSDP2, `World.shard`): every forward and backward is then a
+collective, so the ranks run as many of them (zero-loss ones where a rank has fewer rows).
+
+Rank 0 alone logs, evaluates, plots and checkpoints; the weights, the optimizer state (whole,
+or gathered from the shards: `full_optimizer_state`) and the data position are the same on
+every rank, so a checkpoint resumes with any world size and either parallelism.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ class World:
         if size <= 1:
             return cls()
         if not dist.is_initialized():
-            backend = "nccl" if device.startswith("cuda") else "gloo"
+            # On GPUs NCCL for the tensors on them, gloo for the few CPU ones (`sum`, `extreme`).
+            backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
         return cls(dist.get_rank(), dist.get_world_size())
 
@@ -163,7 +169,7 @@ class World:
         """The optimizer's state, whole, keyed by parameter index as `optimizer.state_dict()`
         is, whatever the sharding (a collective when sharded; rank 0 gets it, on the CPU):
         one checkpoint format for one process, DDP and FSDP, so a run resumes in any of them."""
-        if not self.sharded(model):
+        if not self.sharded(model) or not optimizer.state:  # (before the first step torch's gather would take a step of lr 0)
             return optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
@@ -172,7 +178,7 @@ class World:
 
     def load_optimizer_state(self, model: Any, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         """`full_optimizer_state`'s output into this rank's optimizer (its shard, when sharded)."""
-        if not self.sharded(model):
+        if not self.sharded(model) or not state["state"]:
             optimizer.load_state_dict(state)
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict

@@ -146,11 +146,11 @@ class GRPOTrainer:
         self.model.train()
         # What the update runs through: the model, DDP over the ranks (rank 0's weights), or with
         # FSDP a sharded copy; self.model then stays whole, for sampling, evaluation and saving,
-        # and takes the trained weights after every step (`_refresh_full_copy`).
+        # and takes the trained weights after every step (in `step`).
         self.fsdp = config.parallelism == "fsdp" and self.world.size > 1
         self.trained = self.world.wrap(copy.deepcopy(self.model) if self.fsdp else self.model, config.parallelism)
-        if self.fsdp:
-            self.model.requires_grad_(False)
+        if self.fsdp:  # the whole copy starts from the weights the shards were cut from: rank 0's
+            self.model.requires_grad_(False).load_state_dict(self.world.full_weights(self.trained))
         self.ref_model = None
         if training and config.beta > 0:
             self.ref_model, _ = load_model(config.model, device=self.device)
