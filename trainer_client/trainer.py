@@ -385,9 +385,11 @@ class GRPOTrainer:
     def save(self) -> Path | None:
         """A checkpoint of this step, written by rank 0 (every rank calls this: a sharded
         optimizer's state is gathered from all of them). None on the other ranks."""
-        optimizer_state = self.world.full_optimizer_state(self.trained, self.optimizer)
         if not self.world.main:
+            if self.fsdp:
+                self.world.full_optimizer_state(self.trained, self.optimizer)  # its part of rank 0's gather
             return None
+        optimizer_state = self.world.full_optimizer_state(self.trained, self.optimizer)
         return ckpt.save_checkpoint(
             ckpt.checkpoint_dir(self.config.output_dir, self.state.step),
             model=self.model,
